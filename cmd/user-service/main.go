@@ -1,0 +1,11 @@
+// Command user-service runs user.service. See the README for its environment.
+package main
+
+import (
+	"os"
+
+	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/handler"
+)
+
+func main() { os.Exit(app.Main(handler.UserServiceName, app.NewUserService)) }

@@ -1,0 +1,67 @@
+package app
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	natsbroker "github.com/go-micro/plugins/v4/broker/nats"
+	"github.com/go-micro/plugins/v4/registry/consul"
+	"github.com/nats-io/nats.go"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/registry"
+
+	"github.com/go-micro-otel/reference/internal/telemetry"
+)
+
+// The environment a service reads, beside the standard OTEL_* variables. The names follow
+// go-micro's own flags where it has one.
+const (
+	EnvRegistry        = "MICRO_REGISTRY"         // "consul" (default) or "memory"
+	EnvRegistryAddress = "MICRO_REGISTRY_ADDRESS" // default 127.0.0.1:8500
+	EnvBrokerAddress   = "MICRO_BROKER_ADDRESS"   // default nats://127.0.0.1:4222
+	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
+	EnvDataDir         = "DATA_DIR"               // default ./data
+)
+
+// DepsFromEnv builds a service's dependencies from the environment.
+func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (Deps, error) {
+	reg, err := RegistryFromEnv()
+	if err != nil {
+		return Deps{}, err
+	}
+	return Deps{
+		Registry:  reg,
+		Broker:    NewNATSBroker(name, cmp.Or(os.Getenv(EnvBrokerAddress), "nats://127.0.0.1:4222")),
+		Telemetry: tel,
+		Logger:    logger,
+		DataDir:   cmp.Or(os.Getenv(EnvDataDir), "data"),
+		Address:   cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"),
+	}, nil
+}
+
+// RegistryFromEnv returns the registry MICRO_REGISTRY names.
+func RegistryFromEnv() (registry.Registry, error) {
+	switch kind := cmp.Or(os.Getenv(EnvRegistry), "consul"); kind {
+	case "consul":
+		return consul.NewRegistry(registry.Addrs(cmp.Or(os.Getenv(EnvRegistryAddress), "127.0.0.1:8500"))), nil
+	case "memory":
+		return registry.NewMemoryRegistry(), nil
+	default:
+		return nil, fmt.Errorf("app: %s=%q: want consul or memory", EnvRegistry, kind)
+	}
+}
+
+// NewNATSBroker returns a NATS broker that reconnects forever and, while disconnected, fails
+// publishes at once instead of buffering them in memory: the outbox keeps unpublished events
+// durably and retries them, which a buffer lost with the process could not.
+func NewNATSBroker(clientName, url string) broker.Broker {
+	opts := nats.GetDefaultOptions()
+	opts.Name = clientName
+	opts.MaxReconnect = -1
+	opts.ReconnectWait = time.Second
+	opts.ReconnectBufSize = -1
+	return natsbroker.NewBroker(broker.Addrs(url), natsbroker.Options(opts))
+}

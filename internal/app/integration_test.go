@@ -1,0 +1,340 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/telemetry"
+	"github.com/go-micro-otel/reference/internal/testenv"
+)
+
+const (
+	userSvc   = "user.service"
+	orderSvc  = "order.service"
+	clientSvc = "user-client"
+	runID     = "it"
+)
+
+// stack is both services, in process, on a real NATS server and one memory registry, each with
+// its own tracer provider feeding one recorder.
+type stack struct {
+	recorder *tracetest.SpanRecorder
+	registry registry.Registry
+	dataDir  string
+	stop     func()
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	ns := testenv.StartNATS(t)
+	s := &stack{recorder: tracetest.NewSpanRecorder(), registry: registry.NewMemoryRegistry(), dataDir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	type built struct {
+		name  string
+		build func(context.Context, app.Deps) (*app.Service, error)
+	}
+	var done []chan error
+	for _, b := range []built{{userSvc, app.NewUserService}, {orderSvc, app.NewOrderService}} {
+		svc, err := b.build(ctx, app.Deps{
+			Registry:  s.registry,
+			Broker:    app.NewNATSBroker(b.name, ns.ClientURL()),
+			Telemetry: s.telemetry(t, b.name),
+			Logger:    logger,
+			DataDir:   s.dataDir,
+			Address:   "127.0.0.1:0",
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", b.name, err)
+		}
+		ch := make(chan error, 1)
+		go func() { ch <- svc.Run(ctx) }()
+		select {
+		case <-svc.Ready():
+		case err := <-ch:
+			t.Fatalf("%s stopped at start: %v", b.name, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s not ready within 10s", b.name)
+		}
+		done = append(done, ch)
+	}
+	s.stop = func() {
+		cancel()
+		for _, ch := range done {
+			select {
+			case err := <-ch:
+				if err != nil {
+					t.Errorf("service stopped with an error: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("service did not stop within 20s")
+			}
+		}
+	}
+	t.Cleanup(func() {
+		if ctx.Err() == nil {
+			s.stop()
+		}
+	})
+	return s
+}
+
+func (s *stack) telemetry(t *testing.T, service string) *telemetry.Telemetry {
+	t.Helper()
+	tel, err := telemetry.New(context.Background(), service, telemetry.WithSpanProcessor(s.recorder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tel
+}
+
+func (s *stack) spans() testenv.Spans { return testenv.Spans(s.recorder.Ended()) }
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	s := startStack(t)
+	clientTel := s.telemetry(t, clientSvc)
+	steps := demo.Run(context.Background(), clientTel.TracerProvider.Tracer("test"), app.NewClient(s.registry, clientTel), runID)
+
+	byName := map[string]demo.Step{}
+	for _, st := range steps {
+		if !st.OK() {
+			t.Fatalf("step %q: err=%v, want code %d", st.Name, st.Err, st.WantCode)
+		}
+		byName[st.Name] = st
+	}
+	if len(steps) != 10 {
+		t.Fatalf("ran %d steps, want 10", len(steps))
+	}
+
+	// The event reaches order.service asynchronously: wait for both consumer spans.
+	waitFor(t, "both user.created events to be processed", 10*time.Second, func() bool {
+		return len(s.spans().Where(orderSvc, "process user.created", trace.SpanKindConsumer)) == 2
+	})
+	s.stop() // flushes nothing more: every span has ended once the services stopped
+	spans := s.spans()
+
+	t.Run("one trace per client call, none elsewhere", func(t *testing.T) {
+		seen := map[trace.TraceID]string{}
+		for _, st := range steps {
+			if prev, dup := seen[st.TraceID]; dup {
+				t.Errorf("steps %q and %q share trace %s", prev, st.Name, st.TraceID)
+			}
+			seen[st.TraceID] = st.Name
+		}
+		for _, sp := range spans {
+			if _, ok := seen[sp.SpanContext().TraceID()]; !ok {
+				t.Errorf("span %s %q is in no client call's trace", testenv.Service(sp), sp.Name())
+			}
+		}
+	})
+
+	t.Run("every parent resolves inside its trace", func(t *testing.T) {
+		for _, st := range steps {
+			if bad := spans.Trace(st.TraceID).Orphans(); len(bad) > 0 {
+				t.Errorf("trace of %q: %s\n%s", st.Name, strings.Join(bad, "; "), spans.Trace(st.TraceID).Dump())
+			}
+		}
+	})
+
+	t.Run("CreateUser crosses client, user.service, its database, NATS and order.service", func(t *testing.T) {
+		tr := spans.Trace(byName[demo.CreateUser].TraceID)
+		t.Logf("CreateUser trace:\n%s", tr.Dump())
+		root := one(t, tr.Where(clientSvc, "demo "+demo.CreateUser, trace.SpanKindInternal), "demo root")
+		call := one(t, tr.ChildrenOf(root).Where(clientSvc, "user.User/CreateUser", trace.SpanKindClient), "client span")
+		wantAttrs(t, call, map[string]string{
+			"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "127.0.0.1",
+		})
+		if _, ok := testenv.Attr(call, semconv.ServerPortKey); !ok {
+			t.Error("client span has no server.port")
+		}
+		srv := one(t, tr.ChildrenOf(call).Where(userSvc, "user.User/CreateUser", trace.SpanKindServer), "server span")
+		wantAttrs(t, srv, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser"})
+		if _, ok := testenv.Attr(srv, semconv.NetworkPeerAddressKey); !ok {
+			t.Error("server span has no network.peer.address")
+		}
+
+		insert := one(t, tr.Where(userSvc, "INSERT users", trace.SpanKindClient), "INSERT users")
+		wantAttrs(t, insert, map[string]string{
+			"db.system.name": "sqlite", "db.operation.name": "INSERT", "db.collection.name": "users", "db.query.summary": "INSERT users",
+		})
+		if q, _ := testenv.Attr(insert, semconv.DBQueryTextKey); !strings.Contains(q.AsString(), "?") {
+			t.Errorf("db.query.text %q is not parameterised", q.AsString())
+		}
+		if !descendsFrom(tr, insert, srv) {
+			t.Error("INSERT users is not under the server span")
+		}
+		one(t, tr.Where(userSvc, "INSERT outbox", trace.SpanKindClient), "INSERT outbox")
+
+		send := one(t, tr.ChildrenOf(srv).Where(userSvc, "send user.created", trace.SpanKindProducer), "send span")
+		wantAttrs(t, send, map[string]string{
+			"messaging.system": "nats", "messaging.operation.type": "send", "messaging.destination.name": "user.created",
+		})
+		process := one(t, tr.ChildrenOf(send).Where(orderSvc, "process user.created", trace.SpanKindConsumer), "process span")
+		wantAttrs(t, process, map[string]string{
+			"messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": "user.created",
+			"messaging.consumer.group.name": orderSvc,
+		})
+		if id, _ := testenv.Attr(process, semconv.MessagingMessageIDKey); id.AsString() == "" {
+			t.Error("process span has no messaging.message.id")
+		}
+		if links := process.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != send.SpanContext().SpanID() {
+			t.Errorf("process span links %v, want the send span %s", links, send.SpanContext().SpanID())
+		}
+		account := one(t, tr.Where(orderSvc, "INSERT accounts", trace.SpanKindClient), "INSERT accounts")
+		if !descendsFrom(tr, account, process) {
+			t.Error("INSERT accounts is not under the process span")
+		}
+		one(t, tr.Where(userSvc, "UPDATE outbox", trace.SpanKindClient), "outbox marked sent")
+	})
+
+	t.Run("CreateOrder crosses order.service -> user.service -> order.service", func(t *testing.T) {
+		tr := spans.Trace(byName[demo.CreateOrder].TraceID)
+		srv := one(t, tr.Where(orderSvc, "order.Order/CreateOrder", trace.SpanKindServer), "order server span")
+		get := one(t, tr.ChildrenOf(srv).Where(orderSvc, "user.User/GetUser", trace.SpanKindClient), "GetUser client span")
+		getSrv := one(t, tr.ChildrenOf(get).Where(userSvc, "user.User/GetUser", trace.SpanKindServer), "GetUser server span")
+		count := one(t, tr.ChildrenOf(getSrv).Where(userSvc, "order.Order/CountOrders", trace.SpanKindClient), "CountOrders client span")
+		one(t, tr.ChildrenOf(count).Where(orderSvc, "order.Order/CountOrders", trace.SpanKindServer), "CountOrders server span")
+		insert := one(t, tr.Where(orderSvc, "INSERT orders", trace.SpanKindClient), "INSERT orders")
+		if !descendsFrom(tr, insert, srv) {
+			t.Error("INSERT orders is not under the CreateOrder server span")
+		}
+	})
+
+	t.Run("invalid input is a 400, an error span, and writes nothing", func(t *testing.T) {
+		st := byName[demo.CreateInvalidUser]
+		if code := merrors.FromError(st.Err).Code; code != 400 {
+			t.Fatalf("code %d, want 400", code)
+		}
+		tr := spans.Trace(st.TraceID)
+		call := one(t, tr.Where(clientSvc, "user.User/CreateUser", trace.SpanKindClient), "client span")
+		if call.Status().Code != codes.Error {
+			t.Errorf("client span status %v, want Error", call.Status())
+		}
+		wantAttrs(t, call, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
+		srv := one(t, tr.Where(userSvc, "user.User/CreateUser", trace.SpanKindServer), "server span")
+		wantAttrs(t, srv, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
+		if srv.Status().Code == codes.Error {
+			t.Error("a 400 marks the server span as failed; it is the caller's fault")
+		}
+		for _, sp := range tr {
+			if strings.HasPrefix(sp.Name(), "INSERT") {
+				t.Errorf("invalid request wrote: %q", sp.Name())
+			}
+		}
+	})
+
+	t.Run("an order for an unknown user is a 404 and writes nothing", func(t *testing.T) {
+		st := byName[demo.CreateOrderNoSuchID]
+		tr := spans.Trace(st.TraceID)
+		one(t, tr.Where(userSvc, "user.User/GetUser", trace.SpanKindServer), "GetUser server span")
+		if n := len(tr.Where(orderSvc, "INSERT orders", trace.SpanKindClient)); n != 0 {
+			t.Errorf("%d INSERT orders spans, want 0", n)
+		}
+	})
+
+	t.Run("no personal data in any span", func(t *testing.T) {
+		for _, sp := range spans {
+			for _, text := range spanText(sp) {
+				for _, pii := range []string{"@example.com", "7946", "Lovelace", "Hopper", "not-an-email"} {
+					if strings.Contains(text, pii) {
+						t.Errorf("%s %q carries %q: %s", testenv.Service(sp), sp.Name(), pii, text)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("each user got exactly one order account", func(t *testing.T) {
+		db, err := store.Open(context.Background(), filepath.Join(s.dataDir, "order.db"), trace.NewNoopTracerProvider(), store.OrderSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var accounts, events int
+		if err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM processed_events)`).Scan(&accounts, &events); err != nil {
+			t.Fatal(err)
+		}
+		if accounts != 2 || events != 2 {
+			t.Errorf("%d accounts from %d events, want 2 and 2", accounts, events)
+		}
+	})
+}
+
+func one(t *testing.T, ss testenv.Spans, what string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	if len(ss) != 1 {
+		t.Fatalf("%s: found %d spans, want 1", what, len(ss))
+	}
+	return ss[0]
+}
+
+func wantAttrs(t *testing.T, sp sdktrace.ReadOnlySpan, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		got, ok := testenv.Attr(sp, attribute.Key(k))
+		if !ok || got.Emit() != v {
+			t.Errorf("%q: %s = %q (set %v), want %q", sp.Name(), k, got.Emit(), ok, v)
+		}
+	}
+}
+
+func descendsFrom(tr testenv.Spans, sp, ancestor sdktrace.ReadOnlySpan) bool {
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range tr {
+		byID[s.SpanContext().SpanID()] = s
+	}
+	for cur := sp; cur != nil; cur = byID[cur.Parent().SpanID()] {
+		if cur.Parent().SpanID() == ancestor.SpanContext().SpanID() {
+			return true
+		}
+	}
+	return false
+}
+
+// spanText is every string a span exports: name, attribute values, status, events.
+func spanText(sp sdktrace.ReadOnlySpan) []string {
+	out := []string{sp.Name(), sp.Status().Description}
+	for _, kv := range sp.Attributes() {
+		out = append(out, kv.Value.Emit())
+	}
+	for _, ev := range sp.Events() {
+		out = append(out, ev.Name)
+		for _, kv := range ev.Attributes {
+			out = append(out, kv.Value.Emit())
+		}
+	}
+	return out
+}

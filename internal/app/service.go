@@ -1,0 +1,162 @@
+// Package app wires user.service and order.service: go-micro with its registry, broker and
+// tracing wrappers, the database, the handlers, the event relay, and an orderly shutdown.
+// The commands in cmd/ and the in-process integration test build services the same way.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"go-micro.dev/v4"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+
+	"github.com/go-micro-otel/reference/internal/events"
+	"github.com/go-micro-otel/reference/internal/handler"
+	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/telemetry"
+	"github.com/go-micro-otel/reference/internal/wrapper"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+// Deps is what a service needs from its surroundings.
+type Deps struct {
+	Registry  registry.Registry
+	Broker    broker.Broker
+	Telemetry *telemetry.Telemetry
+	Logger    *slog.Logger
+	// DataDir holds the service's SQLite file.
+	DataDir string
+	// Address is where the server listens, "127.0.0.1:0" for any free loopback port.
+	Address string
+}
+
+// Service is a runnable service.
+type Service struct {
+	micro micro.Service
+	db    *sql.DB
+	relay *events.Relay // nil for a service that emits no events
+	ready chan struct{}
+	stop  context.CancelFunc // makes micro's Run return
+}
+
+// NewUserService builds user.service.
+func NewUserService(ctx context.Context, d Deps) (*Service, error) {
+	db, err := store.Open(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, store.UserSchema)
+	if err != nil {
+		return nil, err
+	}
+	s := newService(handler.UserServiceName, d, db)
+	c := s.micro.Client()
+	s.relay = events.NewRelay(store.NewOutbox(db), c, d.Telemetry.Propagator, d.Logger)
+	h := handler.NewUser(store.NewUsers(db), orderpb.NewOrderService(handler.OrderServiceName, c), s.relay, d.Logger)
+	if err := userpb.RegisterUserHandler(s.micro.Server(), h); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("app: register handler: %w", err)
+	}
+	return s, nil
+}
+
+// NewOrderService builds order.service, which also consumes user.created in a queue group so
+// that replicas share the events.
+func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
+	db, err := store.Open(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, store.OrderSchema)
+	if err != nil {
+		return nil, err
+	}
+	s := newService(handler.OrderServiceName, d, db)
+	h := handler.NewOrder(store.NewOrders(db), userpb.NewUserService(handler.UserServiceName, s.micro.Client()), d.Logger)
+	err = errors.Join(
+		orderpb.RegisterOrderHandler(s.micro.Server(), h),
+		micro.RegisterSubscriber(events.UserCreated, s.micro.Server(), h.UserCreated,
+			server.SubscriberQueue(handler.OrderServiceName)),
+	)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("app: register handlers: %w", err)
+	}
+	return s, nil
+}
+
+func newService(name string, d Deps, db *sql.DB) *Service {
+	runCtx, stop := context.WithCancel(context.Background())
+	s := &Service{db: db, ready: make(chan struct{}), stop: stop}
+	traced := []wrapper.Option{
+		wrapper.WithTracerProvider(d.Telemetry.TracerProvider),
+		wrapper.WithPropagators(d.Telemetry.Propagator),
+		wrapper.WithMessagingSystem(d.Broker.String()),
+		wrapper.WithConsumerGroup(name),
+	}
+	s.micro = micro.NewService(
+		// Server and Client first: they replace the objects every later option configures.
+		micro.Server(server.NewServer(server.Wait(nil))), // Wait: Stop lets in-flight requests finish
+		micro.Client(newClient()),
+		micro.Context(runCtx),
+		micro.HandleSignal(false), // the caller's context decides when to stop
+		micro.Name(name),
+		micro.Address(d.Address),
+		micro.Broker(d.Broker),
+		micro.Registry(d.Registry),
+		// With a TTL, Consul expires a node that dies without deregistering.
+		micro.RegisterTTL(30*time.Second),
+		micro.RegisterInterval(10*time.Second),
+		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
+		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),
+		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)),
+		micro.AfterStart(func() error { close(s.ready); return nil }),
+	)
+	return s
+}
+
+// Ready is closed once the service is registered and serving.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Client is the service's traced go-micro client.
+func (s *Service) Client() client.Client { return s.micro.Client() }
+
+// Run serves until ctx is cancelled, then deregisters, lets in-flight requests and event
+// deliveries finish, and closes the database. Flushing spans is the caller's last step.
+func (s *Service) Run(ctx context.Context) error {
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		if s.relay != nil {
+			s.relay.Run(relayCtx)
+		}
+	}()
+	defer s.stop()
+	stopWhenDone := context.AfterFunc(ctx, s.stop)
+	defer stopWhenDone()
+
+	err := s.micro.Run()
+	stopRelay()
+	<-relayDone
+	if cerr := s.db.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("app: close database: %w", cerr))
+	}
+	return err
+}
+
+// NewClient returns a traced go-micro client that finds services through reg, for programs
+// that call the services without being one.
+func NewClient(reg registry.Registry, tel *telemetry.Telemetry) client.Client {
+	return wrapper.NewClientWrapper(
+		wrapper.WithTracerProvider(tel.TracerProvider),
+		wrapper.WithPropagators(tel.Propagator),
+	)(newClient(client.Registry(reg)))
+}
+
+// newClient speaks protobuf: go-micro's default JSON codec encodes well-known types such as
+// Timestamp in a form its own decoder rejects.
+func newClient(opts ...client.Option) client.Client {
+	return client.NewClient(append([]client.Option{client.ContentType("application/protobuf")}, opts...)...)
+}

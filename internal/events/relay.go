@@ -1,0 +1,154 @@
+// Package events delivers the events services write to their outbox: right after the
+// transaction that wrote them commits, and again from a background relay, with backoff, for
+// any that could not be published then. Consumers deduplicate by event id, so the occasional
+// second delivery is harmless; an event is never dropped.
+package events
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"go-micro.dev/v4/client"
+	raw "go-micro.dev/v4/codec/bytes"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/go-micro-otel/reference/internal/store"
+)
+
+// UserCreated is the topic of userpb.UserCreated events.
+const UserCreated = "user.created"
+
+// Publisher is the part of a go-micro client the relay uses.
+type Publisher interface {
+	NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message
+	Publish(ctx context.Context, msg client.Message, opts ...client.PublishOption) error
+}
+
+// Relay publishes outbox events.
+type Relay struct {
+	outbox     *store.Outbox
+	publisher  Publisher
+	propagator propagation.TextMapPropagator
+	logger     *slog.Logger
+
+	// Interval is how often the relay looks for due events.
+	Interval time.Duration
+	// Grace is how long after its commit an event is left to the request that wrote it.
+	Grace time.Duration
+	// MaxBackoff caps the wait between attempts at one event.
+	MaxBackoff time.Duration
+	// Retention is how long published events are kept before they are pruned.
+	Retention time.Duration
+	// Batch is how many due events one pass publishes at most.
+	Batch int
+}
+
+// NewRelay returns a relay with defaults suited to a single service instance.
+func NewRelay(outbox *store.Outbox, publisher Publisher, propagator propagation.TextMapPropagator, logger *slog.Logger) *Relay {
+	return &Relay{
+		outbox:     outbox,
+		publisher:  publisher,
+		propagator: propagator,
+		logger:     logger,
+		Interval:   time.Second,
+		Grace:      5 * time.Second,
+		MaxBackoff: time.Minute,
+		Retention:  24 * time.Hour,
+		Batch:      100,
+	}
+}
+
+// NewEvent builds the outbox entry for msg on topic. It records the trace context of ctx, so
+// that the event joins this trace even when the relay publishes it much later.
+func (r *Relay) NewEvent(ctx context.Context, id, topic string, msg proto.Message) (store.Event, error) {
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("events: encode %s: %w", topic, err)
+	}
+	tc := map[string]string{}
+	r.propagator.Inject(ctx, propagation.MapCarrier(tc))
+	return store.Event{
+		ID:           id,
+		Topic:        topic,
+		Payload:      payload,
+		TraceContext: tc,
+		NextAttempt:  time.Now().Add(r.Grace),
+	}, nil
+}
+
+// Deliver publishes a just-committed event within the request that wrote it. On failure the
+// event stays in the outbox for the relay, and the error is only reported.
+func (r *Relay) Deliver(ctx context.Context, ev store.Event) error {
+	return r.attempt(ctx, ev)
+}
+
+// Run publishes due events until ctx is cancelled.
+func (r *Relay) Run(ctx context.Context) {
+	tick := time.NewTicker(r.Interval)
+	defer tick.Stop()
+	lastPrune := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.pass(ctx)
+		if time.Since(lastPrune) > time.Hour {
+			if err := r.outbox.Prune(ctx, time.Now().Add(-r.Retention)); err != nil {
+				r.logger.Warn("outbox prune failed", "error", err)
+			}
+			lastPrune = time.Now()
+		}
+	}
+}
+
+// pass publishes the events due now; it stops early only if ctx is cancelled.
+func (r *Relay) pass(ctx context.Context) {
+	due, err := r.outbox.Due(ctx, time.Now(), r.Batch)
+	if err != nil {
+		r.logger.Warn("outbox read failed", "error", err)
+		return
+	}
+	for _, ev := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		// Publish in the trace of the request that wrote the event.
+		evCtx := r.propagator.Extract(ctx, propagation.MapCarrier(ev.TraceContext))
+		_ = r.attempt(evCtx, ev)
+	}
+}
+
+func (r *Relay) attempt(ctx context.Context, ev store.Event) error {
+	msg := r.publisher.NewMessage(ev.Topic, &raw.Frame{Data: ev.Payload},
+		client.WithMessageContentType("application/protobuf"))
+	if err := r.publisher.Publish(ctx, msg); err != nil {
+		next := time.Now().Add(r.backoff(ev.Attempts + 1))
+		if merr := r.outbox.MarkFailed(context.WithoutCancel(ctx), ev.ID, next, err.Error()); merr != nil {
+			r.logger.Error("outbox update failed", "event_id", ev.ID, "error", merr)
+		}
+		r.logger.Warn("event not published; kept for retry", "event_id", ev.ID, "topic", ev.Topic,
+			"attempt", ev.Attempts+1, "retry_at", next.Format(time.RFC3339), "error", err)
+		return fmt.Errorf("events: publish %s: %w", ev.ID, err)
+	}
+	if err := r.outbox.MarkSent(context.WithoutCancel(ctx), ev.ID, time.Now()); err != nil {
+		// Published but not marked: the relay publishes it again and the consumer drops
+		// the duplicate.
+		r.logger.Error("outbox update failed", "event_id", ev.ID, "error", err)
+		return fmt.Errorf("events: mark %s sent: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// backoff doubles from one second up to MaxBackoff, with jitter so that many failed events do
+// not retry in lockstep.
+func (r *Relay) backoff(attempt int) time.Duration {
+	d := time.Second << min(attempt-1, 16)
+	d = min(d, r.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}

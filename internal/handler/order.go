@@ -1,0 +1,139 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/go-micro-otel/reference/internal/store"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+// OrderServiceName is order.service's registry name and its errors' id.
+const OrderServiceName = "order.service"
+
+// UserGetter is what order.service asks user.service.
+type UserGetter interface {
+	GetUser(ctx context.Context, in *userpb.GetUserRequest, opts ...client.CallOption) (*userpb.GetUserResponse, error)
+}
+
+// Order implements orderpb.OrderHandler, and consumes user.created.
+type Order struct {
+	orders *store.Orders
+	users  UserGetter
+	logger *slog.Logger
+}
+
+// NewOrder returns order.service's handler.
+func NewOrder(orders *store.Orders, users UserGetter, logger *slog.Logger) *Order {
+	return &Order{orders: orders, users: users, logger: logger}
+}
+
+// CreateOrder stores an order for a user that user.service knows.
+func (h *Order) CreateOrder(ctx context.Context, req *orderpb.CreateOrderRequest, rsp *orderpb.CreateOrderResponse) error {
+	if err := validateID(OrderServiceName, "user_id", req.GetUserId()); err != nil {
+		return err
+	}
+	items, total, err := validateItems(OrderServiceName, req.GetItems())
+	if err != nil {
+		return err
+	}
+	if _, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: req.GetUserId()}); err != nil {
+		if merrors.FromError(err).Code == http.StatusNotFound {
+			return merrors.NotFound(OrderServiceName, "user not found")
+		}
+		return internalError(ctx, h.logger, OrderServiceName, "checking the user", err)
+	}
+	o, err := h.orders.Create(ctx, store.Order{UserID: req.GetUserId(), Items: items, TotalCents: total})
+	if err != nil {
+		return internalError(ctx, h.logger, OrderServiceName, "create order", err)
+	}
+	rsp.Order = orderInfo(o)
+	return nil
+}
+
+// GetOrder returns one order.
+func (h *Order) GetOrder(ctx context.Context, req *orderpb.GetOrderRequest, rsp *orderpb.GetOrderResponse) error {
+	if err := validateID(OrderServiceName, "id", req.GetId()); err != nil {
+		return err
+	}
+	o, err := h.orders.Get(ctx, req.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return merrors.NotFound(OrderServiceName, "order not found")
+	}
+	if err != nil {
+		return internalError(ctx, h.logger, OrderServiceName, "get order", err)
+	}
+	rsp.Order = orderInfo(o)
+	return nil
+}
+
+// ListOrders returns one page of a user's orders.
+func (h *Order) ListOrders(ctx context.Context, req *orderpb.ListOrdersRequest, rsp *orderpb.ListOrdersResponse) error {
+	if err := validateID(OrderServiceName, "user_id", req.GetUserId()); err != nil {
+		return err
+	}
+	p, err := validatePage(OrderServiceName, req.GetPage(), req.GetPageSize())
+	if err != nil {
+		return err
+	}
+	orders, total, err := h.orders.ListByUser(ctx, req.GetUserId(), p.limit(), p.offset())
+	if err != nil {
+		return internalError(ctx, h.logger, OrderServiceName, "list orders", err)
+	}
+	rsp.Orders = make([]*orderpb.OrderInfo, 0, len(orders))
+	for _, o := range orders {
+		rsp.Orders = append(rsp.Orders, orderInfo(o))
+	}
+	rsp.Total, rsp.Page, rsp.PageSize = total, p.number, p.size
+	return nil
+}
+
+// CountOrders counts a user's orders.
+func (h *Order) CountOrders(ctx context.Context, req *orderpb.CountOrdersRequest, rsp *orderpb.CountOrdersResponse) error {
+	if err := validateID(OrderServiceName, "user_id", req.GetUserId()); err != nil {
+		return err
+	}
+	n, err := h.orders.CountByUser(ctx, req.GetUserId())
+	if err != nil {
+		return internalError(ctx, h.logger, OrderServiceName, "count orders", err)
+	}
+	rsp.Count = n
+	return nil
+}
+
+// UserCreated opens the new user's order account. Redelivered events change nothing.
+func (h *Order) UserCreated(ctx context.Context, ev *userpb.UserCreated) error {
+	if ev.GetEventId() == "" || ev.GetUserId() <= 0 {
+		return merrors.BadRequest(OrderServiceName, "user.created event without event_id or user_id")
+	}
+	opened, err := h.orders.OpenAccount(ctx, ev.GetEventId(), ev.GetUserId())
+	if err != nil {
+		return internalError(ctx, h.logger, OrderServiceName, "open account", err)
+	}
+	if !opened {
+		trace.SpanFromContext(ctx).AddEvent("duplicate event ignored")
+	}
+	return nil
+}
+
+func orderInfo(o store.Order) *orderpb.OrderInfo {
+	items := make([]*orderpb.Item, 0, len(o.Items))
+	for _, it := range o.Items {
+		items = append(items, &orderpb.Item{Sku: it.SKU, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents})
+	}
+	return &orderpb.OrderInfo{
+		Id:         o.ID,
+		UserId:     o.UserID,
+		Items:      items,
+		TotalCents: o.TotalCents,
+		CreatedAt:  timestamppb.New(o.CreatedAt),
+	}
+}

@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OrderSchema is order.service's database: orders, their items, the accounts opened from
+// user.created events, and the ids of the events already processed.
+const OrderSchema = `
+CREATE TABLE IF NOT EXISTS orders (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id     INTEGER NOT NULL,
+	total_cents INTEGER NOT NULL,
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id);
+CREATE TABLE IF NOT EXISTS order_items (
+	order_id         INTEGER NOT NULL REFERENCES orders (id),
+	line             INTEGER NOT NULL,
+	sku              TEXT    NOT NULL,
+	quantity         INTEGER NOT NULL,
+	unit_price_cents INTEGER NOT NULL,
+	PRIMARY KEY (order_id, line)
+);
+CREATE TABLE IF NOT EXISTS accounts (
+	user_id   INTEGER PRIMARY KEY,
+	opened_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS processed_events (
+	event_id     TEXT    PRIMARY KEY,
+	processed_at INTEGER NOT NULL
+);`
+
+// Item is one line of an order.
+type Item struct {
+	SKU            string
+	Quantity       int32
+	UnitPriceCents int64
+}
+
+// Order is a stored order.
+type Order struct {
+	ID         int64
+	UserID     int64
+	Items      []Item
+	TotalCents int64
+	CreatedAt  time.Time
+}
+
+// Orders is order.service's store.
+type Orders struct {
+	db *sql.DB
+}
+
+// NewOrders returns the store over a database opened with OrderSchema.
+func NewOrders(db *sql.DB) *Orders { return &Orders{db: db} }
+
+// Create stores o with its items in one transaction.
+func (s *Orders) Create(ctx context.Context, o Order) (Order, error) {
+	o.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO orders (user_id, total_cents, created_at) VALUES (?, ?, ?)`,
+			o.UserID, o.TotalCents, o.CreatedAt.UnixMicro())
+		if err != nil {
+			return err
+		}
+		if o.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		for i, it := range o.Items {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents) VALUES (?, ?, ?, ?, ?)`,
+				o.ID, i, it.SKU, it.Quantity, it.UnitPriceCents); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("store: create order: %w", err)
+	}
+	return o, nil
+}
+
+// Get returns the order with id and its items, or ErrNotFound.
+func (s *Orders) Get(ctx context.Context, id int64) (Order, error) {
+	var o Order
+	var created int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT id, user_id, total_cents, created_at FROM orders WHERE id = ?`, id).
+		Scan(&o.ID, &o.UserID, &o.TotalCents, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, ErrNotFound
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("store: get order: %w", err)
+	}
+	o.CreatedAt = time.UnixMicro(created).UTC()
+	orders := []Order{o}
+	if err := s.loadItems(ctx, orders,
+		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY line`, id); err != nil {
+		return Order{}, err
+	}
+	return orders[0], nil
+}
+
+// ListByUser returns one page of a user's orders, newest first, and how many the user has.
+func (s *Orders) ListByUser(ctx context.Context, userID int64, limit, offset int) ([]Order, int64, error) {
+	total, err := s.CountByUser(ctx, userID)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, user_id, total_cents, created_at FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
+		userID, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list orders: %w", err)
+	}
+	defer rows.Close()
+	var orders []Order
+	for rows.Next() {
+		var o Order
+		var created int64
+		if err := rows.Scan(&o.ID, &o.UserID, &o.TotalCents, &created); err != nil {
+			return nil, 0, err
+		}
+		o.CreatedAt = time.UnixMicro(created).UTC()
+		orders = append(orders, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	err = s.loadItems(ctx, orders,
+		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id IN
+		 (SELECT id FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY order_id, line`,
+		userID, limit, offset)
+	return orders, total, err
+}
+
+// loadItems fills the items of orders from a query returning (order_id, sku, quantity, price).
+func (s *Orders) loadItems(ctx context.Context, orders []Order, query string, args ...any) error {
+	index := make(map[int64]*Order, len(orders))
+	for i := range orders {
+		index[orders[i].ID] = &orders[i]
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("store: order items: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var it Item
+		if err := rows.Scan(&id, &it.SKU, &it.Quantity, &it.UnitPriceCents); err != nil {
+			return err
+		}
+		if o := index[id]; o != nil {
+			o.Items = append(o.Items, it)
+		}
+	}
+	return rows.Err()
+}
+
+// CountByUser counts a user's orders.
+func (s *Orders) CountByUser(ctx context.Context, userID int64) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE user_id = ?`, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count orders: %w", err)
+	}
+	return n, nil
+}
+
+// OpenAccount opens the order account of a user, once per event: it reports false, and writes
+// nothing, when eventID was processed before.
+func (s *Orders) OpenAccount(ctx context.Context, eventID string, userID int64) (bool, error) {
+	opened := false
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		now := time.Now().UnixMicro()
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO processed_events (event_id, processed_at) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING`,
+			eventID, now)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		opened = true
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO accounts (user_id, opened_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING`, userID, now)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: open account: %w", err)
+	}
+	return opened, nil
+}
+
+// HasAccount reports whether the user's order account is open.
+func (s *Orders) HasAccount(ctx context.Context, userID int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE user_id = ?`, userID).Scan(&n)
+	return n > 0, err
+}

@@ -1,0 +1,85 @@
+package wrapper
+
+import (
+	"context"
+	"strings"
+
+	"go-micro.dev/v4/metadata"
+)
+
+// This file is where trace context crosses a process boundary, in both directions, for RPC
+// and for events. Everything else in the package works on contexts.
+
+// MetadataCarrier adapts go-micro metadata, and broker message headers, which have the same
+// shape, to propagation.TextMapCarrier. go-micro title-cases keys in transit
+// ("traceparent" arrives as "Traceparent"), so reads ignore case and a write replaces every
+// case variant of its key.
+type MetadataCarrier map[string]string
+
+// Get returns the value of key, whatever the case of the stored key.
+func (c MetadataCarrier) Get(key string) string {
+	if v, ok := c[key]; ok {
+		return v
+	}
+	for k, v := range c {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
+}
+
+// Set stores value under key and drops any other case variant of key.
+func (c MetadataCarrier) Set(key, value string) {
+	c.Delete(key)
+	c[key] = value
+}
+
+// Delete removes key in every case variant.
+func (c MetadataCarrier) Delete(key string) {
+	for k := range c {
+		if strings.EqualFold(k, key) {
+			delete(c, k)
+		}
+	}
+}
+
+// Keys lists the stored keys.
+func (c MetadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// outgoingRPC returns ctx with metadata that carries the trace context of ctx's active span.
+// The metadata of a handler's context still holds the trace headers of the request it is
+// serving; they are removed first, so a call made inside a child span is parented to that
+// child and not to the inbound caller (the go-micro plugin's bug).
+func (c *config) outgoingRPC(ctx context.Context) context.Context {
+	md, ok := metadata.FromContext(ctx) // a copy: safe to modify
+	if !ok {
+		md = make(metadata.Metadata, len(c.fields))
+	}
+	carrier := MetadataCarrier(md)
+	for _, f := range c.fields {
+		carrier.Delete(f)
+	}
+	c.propagator.Inject(ctx, carrier)
+	return metadata.NewContext(ctx, md)
+}
+
+// outgoingEvent returns ctx with metadata holding only the trace context of ctx: go-micro
+// copies all of a context's metadata into a published message, and the inbound request's
+// headers (Remote, User-Agent, Micro-Endpoint, Timeout...) do not belong in an event.
+func (c *config) outgoingEvent(ctx context.Context) context.Context {
+	md := make(metadata.Metadata, len(c.fields))
+	c.propagator.Inject(ctx, MetadataCarrier(md))
+	return metadata.NewContext(ctx, md)
+}
+
+// incoming returns ctx with the trace context and baggage found in header.
+func (c *config) incoming(ctx context.Context, header map[string]string) context.Context {
+	return c.propagator.Extract(ctx, MetadataCarrier(header))
+}

@@ -1,0 +1,83 @@
+package wrapper
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// NewClientWrapper traces calls (one CLIENT span per attempt) and publications (one PRODUCER
+// span each). It installs its per-attempt CallWrapper on the client it wraps.
+func NewClientWrapper(opts ...Option) client.Wrapper {
+	return func(c client.Client) client.Client {
+		tc := &tracedClient{Client: c, cfg: newConfig(opts)}
+		// Init of the rpc client only appends the wrapper; it cannot fail.
+		_ = c.Init(client.WrapCall(tc.traceAttempt))
+		return tc
+	}
+}
+
+type tracedClient struct {
+	client.Client
+	cfg     *config
+	methods methods
+}
+
+// callState tells Call whether any attempt reached a node, and so started a span.
+type callState struct{ attempted atomic.Bool }
+
+type callStateKey struct{}
+
+func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	start := time.Now()
+	state := &callState{}
+	err := t.Client.Call(context.WithValue(ctx, callStateKey{}, state), req, rsp, opts...)
+	if err != nil && !state.attempted.Load() {
+		// No node was tried (service not found, deadline already passed): without this span
+		// the failure would be invisible in the trace.
+		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
+		_, span := t.cfg.tracer.Start(ctx, m.name,
+			trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithTimestamp(start),
+			trace.WithAttributes(m.attrs...))
+		endRPC(span, err, false)
+	}
+	return err
+}
+
+// traceAttempt is the CallWrapper: go-micro runs it once per node attempt, so the node is known
+// at span start.
+func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
+	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+		if state, ok := ctx.Value(callStateKey{}).(*callState); ok {
+			state.attempted.Store(true)
+		}
+		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
+		ctx, span := t.cfg.tracer.Start(ctx, m.name,
+			trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(m.attrs...),
+			trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, node.Address)...))
+		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
+		endRPC(span, err, false)
+		return err
+	}
+}
+
+func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...client.PublishOption) error {
+	system := t.cfg.messagingSystem
+	if system == "" {
+		system = t.Options().Broker.String()
+	}
+	topic := msg.Topic()
+	ctx, span := t.cfg.tracer.Start(ctx, "send "+topic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(messagingAttrs(system, topic, true)...))
+	err := t.Client.Publish(t.cfg.outgoingEvent(ctx), msg, opts...)
+	endMessaging(span, err)
+	return err
+}

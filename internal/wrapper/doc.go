@@ -1,0 +1,39 @@
+// Package wrapper traces go-micro v4 clients, handlers, publishers and subscribers with
+// OpenTelemetry, following the RPC and messaging semantic conventions (semconv v1.43).
+//
+// Install one client wrapper and two server wrappers:
+//
+//	micro.WrapClient(wrapper.NewClientWrapper(opts...)),
+//	micro.WrapHandler(wrapper.NewHandlerWrapper(opts...)),
+//	micro.WrapSubscriber(wrapper.NewSubscriberWrapper(opts...)),
+//
+// Spans:
+//
+//   - Every call attempt is a CLIENT span named after the fully qualified method
+//     ("user.User/CreateUser", from the request's proto package and the go-micro endpoint) with
+//     rpc.system.name "go_micro", rpc.method, server.address and server.port of the node that
+//     was tried. go-micro only retries on 408, so a call is normally one attempt; a call that
+//     fails before any node is tried (service not found) still gets a CLIENT span, without an
+//     address, carrying the error.
+//   - Every handled request is a SERVER span with the same name, server.address/server.port of
+//     the listener and network.peer.address/network.peer.port of the caller.
+//   - Publishing is a PRODUCER span "send <topic>", processing a CONSUMER span
+//     "process <topic>", with messaging.system, messaging.operation.type/name,
+//     messaging.destination.name, and on the consumer messaging.message.id and
+//     messaging.consumer.group.name.
+//
+// Outcome: a failed call sets error.type and rpc.response.status_code to the go-micro error
+// code ("404", "500"...), or error.type to the Go error type for errors that carry no code.
+// rpc.response.status_code is absent on success, as go-micro has no code for it. CLIENT,
+// PRODUCER and CONSUMER spans get status Error for every failure; SERVER spans only for 5xx
+// and uncoded errors, because a 4xx is the caller's fault and not the server's, as for HTTP.
+//
+// Consumer parenting: by default the CONSUMER span is a child of the producer's span and also
+// links to it, which the messaging conventions allow for single-message delivery and which
+// keeps the event inside the trace of the request that caused it. WithProducerAsParent(false)
+// starts a new trace per message that only links to the producer.
+//
+// Propagation: see carrier.go, the one place where trace context enters and leaves go-micro
+// metadata. Published events carry only the propagation fields, never the inbound request's
+// headers. Streams are passed through untraced.
+package wrapper

@@ -1,0 +1,148 @@
+package wrapper
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+)
+
+// rpcSystem is the custom rpc.system.name for go-micro's RPC protocol.
+var rpcSystem = semconv.RPCSystemNameKey.String("go_micro")
+
+// method is what the conventions need from one RPC method, computed once per method.
+type method struct {
+	name  string // span name and rpc.method: "user.User/CreateUser"
+	attrs []attribute.KeyValue
+}
+
+type methodKey struct{ service, endpoint string }
+
+// methods caches method descriptions so the hot path neither formats strings nor allocates
+// attribute slices.
+type methods struct {
+	mu sync.RWMutex
+	m  map[methodKey]*method
+}
+
+func (ms *methods) lookup(service, endpoint string, body any) *method {
+	key := methodKey{service, endpoint}
+	ms.mu.RLock()
+	m, ok := ms.m[key]
+	ms.mu.RUnlock()
+	if ok {
+		return m
+	}
+	name := rpcMethod(endpoint, body)
+	m = &method{name: name, attrs: []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}}
+	ms.mu.Lock()
+	if ms.m == nil {
+		ms.m = make(map[methodKey]*method)
+	}
+	ms.m[key] = m
+	ms.mu.Unlock()
+	return m
+}
+
+// rpcMethod turns a go-micro endpoint ("User.CreateUser") into the fully qualified method of
+// the conventions ("user.User/CreateUser"), taking the package from the proto request type.
+func rpcMethod(endpoint string, body any) string {
+	svc, fn, ok := strings.Cut(endpoint, ".")
+	if !ok {
+		return endpoint
+	}
+	if m, ok := body.(proto.Message); ok {
+		if pkg := m.ProtoReflect().Descriptor().ParentFile().Package(); pkg != "" {
+			return string(pkg) + "." + svc + "/" + fn
+		}
+	}
+	return svc + "/" + fn
+}
+
+// hostPort splits "host:port" into address and port attributes; an address that does not
+// split is kept whole.
+func hostPort(addrKey, portKey attribute.Key, hp string) []attribute.KeyValue {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		if hp == "" {
+			return nil
+		}
+		return []attribute.KeyValue{addrKey.String(hp)}
+	}
+	if p, err := strconv.Atoi(port); err == nil {
+		return []attribute.KeyValue{addrKey.String(host), portKey.Int(p)}
+	}
+	return []attribute.KeyValue{addrKey.String(host)}
+}
+
+// outcome is how a failed operation is described on its span.
+type outcome struct {
+	code      int32  // go-micro error code, 0 when the error carries none
+	errorType string // error.type
+	message   string // status description: the error's detail, never request data
+}
+
+func classify(err error) outcome {
+	var me *merrors.Error
+	if !errors.As(err, &me) {
+		// A client attempt sees the server's error as its JSON text; Call parses it later.
+		me = merrors.Parse(err.Error())
+	}
+	if me.Code != 0 {
+		return outcome{code: me.Code, errorType: strconv.Itoa(int(me.Code)), message: me.Detail}
+	}
+	return outcome{errorType: semconv.ErrorType(err).Value.AsString(), message: err.Error()}
+}
+
+// endRPC records err on an RPC span and ends it. A SERVER span is an error only when the
+// server is at fault (5xx or no code); a CLIENT span for every failure.
+func endRPC(span trace.Span, err error, server bool) {
+	if err != nil {
+		o := classify(err)
+		attrs := []attribute.KeyValue{semconv.ErrorTypeKey.String(o.errorType)}
+		if o.code != 0 {
+			attrs = append(attrs, semconv.RPCResponseStatusCode(o.errorType))
+		}
+		span.SetAttributes(attrs...)
+		if !server || o.code == 0 || o.code >= 500 {
+			span.SetStatus(codes.Error, o.message)
+		}
+	}
+	span.End()
+}
+
+// endMessaging records err on a PRODUCER or CONSUMER span and ends it.
+func endMessaging(span trace.Span, err error) {
+	if err != nil {
+		o := classify(err)
+		span.SetAttributes(semconv.ErrorTypeKey.String(o.errorType))
+		span.SetStatus(codes.Error, o.message)
+	}
+	span.End()
+}
+
+// messagingAttrs are the attributes every span of one operation on one topic shares.
+func messagingAttrs(system, topic string, send bool) []attribute.KeyValue {
+	if send {
+		return []attribute.KeyValue{
+			semconv.MessagingSystemKey.String(system),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("publish"),
+			semconv.MessagingDestinationName(topic),
+		}
+	}
+	return []attribute.KeyValue{
+		semconv.MessagingSystemKey.String(system),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingDestinationName(topic),
+	}
+}

@@ -1,0 +1,82 @@
+package wrapper
+
+import (
+	"context"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/transport/headers"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// NewHandlerWrapper traces every handled request as a SERVER span.
+func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
+	cfg := newConfig(opts)
+	// go-micro applies handler wrappers per request: state shared across requests lives here.
+	ms := &methods{}
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			// The server stores the transport headers plus "Local" and "Remote" in the context.
+			md, _ := metadata.FromContext(ctx)
+			m := ms.lookup(req.Service(), req.Endpoint(), req.Body())
+			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, md), m.name,
+				trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(m.attrs...),
+				trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, md["Local"])...),
+				trace.WithAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, md["Remote"])...))
+			defer endOnPanic(span)
+			err := next(ctx, req, rsp)
+			endRPC(span, err, true)
+			return err
+		}
+	}
+}
+
+// NewSubscriberWrapper traces every processed message as a CONSUMER span linked to the span
+// that published it (and, by default, its child: see WithProducerAsParent).
+func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
+	cfg := newConfig(opts)
+	if cfg.messagingSystem == "" {
+		cfg.messagingSystem = broker.DefaultBroker.String()
+	}
+	return func(next server.SubscriberFunc) server.SubscriberFunc {
+		return func(ctx context.Context, msg server.Message) error {
+			header := msg.Header()
+			ctx = cfg.incoming(ctx, header)
+			attrs := messagingAttrs(cfg.messagingSystem, msg.Topic(), false)
+			if id := MetadataCarrier(header).Get(headers.ID); id != "" {
+				attrs = append(attrs, semconv.MessagingMessageID(id))
+			}
+			if cfg.consumerGroup != "" {
+				attrs = append(attrs, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
+			}
+			startOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
+			if producer := trace.SpanContextFromContext(ctx); producer.IsValid() {
+				startOpts = append(startOpts, trace.WithLinks(trace.Link{SpanContext: producer}))
+			}
+			if !cfg.producerAsParent {
+				startOpts = append(startOpts, trace.WithNewRoot())
+			}
+			ctx, span := cfg.tracer.Start(ctx, "process "+msg.Topic(), startOpts...)
+			defer endOnPanic(span)
+			err := next(ctx, msg)
+			endMessaging(span, err)
+			return err
+		}
+	}
+}
+
+// endOnPanic ends span as failed when the handler panics, then lets the panic continue to
+// go-micro's own recovery: a tracing wrapper must not change what the server does. The panic
+// value is not recorded: it may hold request data.
+func endOnPanic(span trace.Span) {
+	if r := recover(); r != nil {
+		span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
+		span.SetStatus(codes.Error, "handler panicked")
+		span.End()
+		panic(r)
+	}
+}
