@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
@@ -278,7 +279,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	})
 
 	t.Run("each user got exactly one order account", func(t *testing.T) {
-		db, err := store.Open(context.Background(), filepath.Join(s.dataDir, "order.db"), trace.NewNoopTracerProvider(), store.OrderSchema)
+		db, err := store.Open(context.Background(), filepath.Join(s.dataDir, "order.db"), noop.NewTracerProvider(), store.OrderSchema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,8 +306,8 @@ func wantAttrs(t *testing.T, sp sdktrace.ReadOnlySpan, want map[string]string) {
 	t.Helper()
 	for k, v := range want {
 		got, ok := testenv.Attr(sp, attribute.Key(k))
-		if !ok || got.Emit() != v {
-			t.Errorf("%q: %s = %q (set %v), want %q", sp.Name(), k, got.Emit(), ok, v)
+		if !ok || got.String() != v {
+			t.Errorf("%q: %s = %q (set %v), want %q", sp.Name(), k, got.String(), ok, v)
 		}
 	}
 }
@@ -328,12 +329,12 @@ func descendsFrom(tr testenv.Spans, sp, ancestor sdktrace.ReadOnlySpan) bool {
 func spanText(sp sdktrace.ReadOnlySpan) []string {
 	out := []string{sp.Name(), sp.Status().Description}
 	for _, kv := range sp.Attributes() {
-		out = append(out, kv.Value.Emit())
+		out = append(out, kv.Value.String())
 	}
 	for _, ev := range sp.Events() {
 		out = append(out, ev.Name)
 		for _, kv := range ev.Attributes {
-			out = append(out, kv.Value.Emit())
+			out = append(out, kv.Value.String())
 		}
 	}
 	return out

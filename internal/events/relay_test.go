@@ -1,0 +1,114 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/client"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/go-micro-otel/reference/internal/store"
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+// publisher fails while failing is set and records the trace context of each publication.
+type publisher struct {
+	mu      sync.Mutex
+	failing bool
+	sent    []trace.SpanContext
+}
+
+func (p *publisher) NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message {
+	return client.NewMessage(topic, msg, opts...)
+}
+
+func (p *publisher) Publish(ctx context.Context, _ client.Message, _ ...client.PublishOption) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failing {
+		return errors.New("nats: connection closed")
+	}
+	p.sent = append(p.sent, trace.SpanContextFromContext(ctx))
+	return nil
+}
+
+func (p *publisher) sentCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sent)
+}
+
+func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "user.db"), noop.NewTracerProvider(), store.UserSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	outbox := store.NewOutbox(db)
+	pub := &publisher{failing: true}
+	r := NewRelay(outbox, pub, propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.Grace = 0
+
+	// The request that creates the user runs in this trace.
+	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	request := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+	}))
+	_, ev, err := store.NewUsers(db).Create(request, store.User{Name: "Ada", Email: "ada@example.com"},
+		func(u store.User) (store.Event, error) {
+			return r.NewEvent(request, "e-1", UserCreated, &userpb.UserCreated{EventId: "e-1", UserId: u.ID})
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Deliver(request, ev); err == nil {
+		t.Fatal("Deliver reported success while the broker is down")
+	}
+	r.pass(ctx) // not due yet: the failed attempt set a backoff
+	if pending, _ := outbox.Pending(ctx); pending != 1 || pub.sentCount() != 0 {
+		t.Fatalf("pending %d, sent %d after a failed attempt", pending, pub.sentCount())
+	}
+
+	pub.mu.Lock()
+	pub.failing = false
+	pub.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for pub.sentCount() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not publish the event within 5s")
+		}
+		r.pass(ctx)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pending, _ := outbox.Pending(ctx); pending != 0 {
+		t.Errorf("pending %d after publishing", pending)
+	}
+	if got := pub.sent[0]; got.TraceID() != tid || got.SpanID() != sid {
+		t.Errorf("published in %v, want the request's trace %s/%s", got, tid, sid)
+	}
+	r.pass(ctx)
+	if pub.sentCount() != 1 {
+		t.Errorf("a sent event was published again: %d", pub.sentCount())
+	}
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	r := &Relay{MaxBackoff: time.Minute}
+	for attempt, max := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 30: time.Minute} {
+		for i := 0; i < 50; i++ {
+			if d := r.backoff(attempt); d < max/2 || d > max {
+				t.Errorf("attempt %d: backoff %s outside [%s, %s]", attempt, d, max/2, max)
+			}
+		}
+	}
+}

@@ -1,0 +1,327 @@
+package handler
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/go-micro-otel/reference/internal/events"
+	"github.com/go-micro-otel/reference/internal/store"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func openDB(t *testing.T, name, schema string) *sql.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), name), noop.NewTracerProvider(), schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func count(t *testing.T, db *sql.DB, table string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// publisher records publications, or fails them all while failing is set.
+type publisher struct {
+	mu        sync.Mutex
+	failing   bool
+	published []string
+}
+
+func (p *publisher) NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message {
+	return client.NewMessage(topic, msg, opts...)
+}
+
+func (p *publisher) Publish(_ context.Context, msg client.Message, _ ...client.PublishOption) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failing {
+		return errors.New("nats: connection closed")
+	}
+	p.published = append(p.published, msg.Topic())
+	return nil
+}
+
+type noOrders struct{}
+
+func (noOrders) CountOrders(context.Context, *orderpb.CountOrdersRequest, ...client.CallOption) (*orderpb.CountOrdersResponse, error) {
+	return nil, merrors.InternalServerError("go.micro.client", "service order.service: not found")
+}
+
+func newUserHandler(t *testing.T, pub *publisher) (*User, *sql.DB) {
+	db := openDB(t, "user.db", store.UserSchema)
+	relay := events.NewRelay(store.NewOutbox(db), pub, propagation.TraceContext{}, discard)
+	return NewUser(store.NewUsers(db), noOrders{}, relay, discard), db
+}
+
+func code(err error) int32 {
+	if err == nil {
+		return 0
+	}
+	return merrors.FromError(err).Code
+}
+
+func TestCreateUserRejectsBadInputAndWritesNothing(t *testing.T) {
+	h, db := newUserHandler(t, &publisher{})
+	valid := func(mod func(*userpb.CreateUserRequest)) *userpb.CreateUserRequest {
+		r := &userpb.CreateUserRequest{Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0018"}
+		mod(r)
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		req  *userpb.CreateUserRequest
+	}{
+		{"empty name", valid(func(r *userpb.CreateUserRequest) { r.Name = "" })},
+		{"blank name", valid(func(r *userpb.CreateUserRequest) { r.Name = " \t " })},
+		{"name too long", valid(func(r *userpb.CreateUserRequest) { r.Name = strings.Repeat("a", 101) })},
+		{"name not UTF-8", valid(func(r *userpb.CreateUserRequest) { r.Name = "Ada\xff" })},
+		{"name with control character", valid(func(r *userpb.CreateUserRequest) { r.Name = "Ada\x00Lovelace" })},
+		{"empty email", valid(func(r *userpb.CreateUserRequest) { r.Email = "" })},
+		{"email without @", valid(func(r *userpb.CreateUserRequest) { r.Email = "ada.example.com" })},
+		{"email with display name", valid(func(r *userpb.CreateUserRequest) { r.Email = "Ada <ada@example.com>" })},
+		{"email without dotted domain", valid(func(r *userpb.CreateUserRequest) { r.Email = "ada@localhost" })},
+		{"email with trailing dot", valid(func(r *userpb.CreateUserRequest) { r.Email = "ada@example.com." })},
+		{"email too long", valid(func(r *userpb.CreateUserRequest) { r.Email = strings.Repeat("a", 250) + "@example.com" })},
+		{"email not UTF-8", valid(func(r *userpb.CreateUserRequest) { r.Email = "ad\xffa@example.com" })},
+		{"phone with letters", valid(func(r *userpb.CreateUserRequest) { r.Phone = "+44 CALL ME" })},
+		{"phone too short", valid(func(r *userpb.CreateUserRequest) { r.Phone = "12345" })},
+		{"phone too many digits", valid(func(r *userpb.CreateUserRequest) { r.Phone = "+1234567890123456" })},
+		{"phone with + inside", valid(func(r *userpb.CreateUserRequest) { r.Phone = "44+2079460018" })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := h.CreateUser(context.Background(), tc.req, &userpb.CreateUserResponse{})
+			if code(err) != 400 {
+				t.Fatalf("err = %v, want 400", err)
+			}
+			detail := merrors.FromError(err).Detail
+			for _, v := range []string{tc.req.Email, tc.req.Phone} {
+				if v != "" && strings.Contains(detail, v) {
+					t.Errorf("error detail %q repeats the input", detail)
+				}
+			}
+			if n := count(t, db, "users") + count(t, db, "outbox"); n != 0 {
+				t.Errorf("%d rows written", n)
+			}
+		})
+	}
+}
+
+func TestCreateUserDuplicateEmailIsConflict(t *testing.T) {
+	pub := &publisher{}
+	h, db := newUserHandler(t, pub)
+	ctx := context.Background()
+	if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, &userpb.CreateUserResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada again", Email: "ADA@Example.com"}, &userpb.CreateUserResponse{})
+	if code(err) != 409 {
+		t.Fatalf("err = %v, want 409", err)
+	}
+	if u, o := count(t, db, "users"), count(t, db, "outbox"); u != 1 || o != 1 {
+		t.Errorf("%d users and %d events, want 1 and 1", u, o)
+	}
+	if len(pub.published) != 1 {
+		t.Errorf("%d events published, want 1", len(pub.published))
+	}
+}
+
+func TestCreateUserKeepsEventWhenPublishFails(t *testing.T) {
+	pub := &publisher{failing: true}
+	h, db := newUserHandler(t, pub)
+	rsp := &userpb.CreateUserResponse{}
+	if err := h.CreateUser(context.Background(), &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, rsp); err != nil {
+		t.Fatalf("a failed publish failed the request: %v", err)
+	}
+	pending, err := store.NewOutbox(db).Pending(context.Background())
+	if err != nil || pending != 1 {
+		t.Fatalf("pending = %d (%v), want the event kept", pending, err)
+	}
+}
+
+func TestGetUserWithoutOrderServiceStillAnswers(t *testing.T) {
+	h, _ := newUserHandler(t, &publisher{})
+	ctx := context.Background()
+	created := &userpb.CreateUserResponse{}
+	if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, created); err != nil {
+		t.Fatal(err)
+	}
+	rsp := &userpb.GetUserResponse{}
+	if err := h.GetUser(ctx, &userpb.GetUserRequest{Id: created.GetUser().GetId()}, rsp); err != nil {
+		t.Fatal(err)
+	}
+	if rsp.GetUser().GetEmail() != "ada@example.com" || rsp.OrderCount != nil {
+		t.Errorf("got %v, want the user without an order count", rsp)
+	}
+	for _, id := range []int64{0, -1} {
+		if err := h.GetUser(ctx, &userpb.GetUserRequest{Id: id}, &userpb.GetUserResponse{}); code(err) != 400 {
+			t.Errorf("id %d: err = %v, want 400", id, err)
+		}
+	}
+	if err := h.GetUser(ctx, &userpb.GetUserRequest{Id: 999}, &userpb.GetUserResponse{}); code(err) != 404 {
+		t.Errorf("err = %v, want 404", err)
+	}
+}
+
+func TestListUsersPaging(t *testing.T) {
+	h, _ := newUserHandler(t, &publisher{})
+	ctx := context.Background()
+	for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "N", Email: e}, &userpb.CreateUserResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rsp := &userpb.ListUsersResponse{}
+	if err := h.ListUsers(ctx, &userpb.ListUsersRequest{Page: 2, PageSize: 2}, rsp); err != nil {
+		t.Fatal(err)
+	}
+	if len(rsp.Users) != 1 || rsp.Users[0].GetEmail() != "c@example.com" || rsp.Total != 3 {
+		t.Errorf("page 2 of 2: %v", rsp)
+	}
+	rsp = &userpb.ListUsersResponse{}
+	if err := h.ListUsers(ctx, &userpb.ListUsersRequest{}, rsp); err != nil || rsp.PageSize != 20 || rsp.Page != 1 {
+		t.Errorf("defaults: %v %v", rsp, err)
+	}
+	for _, req := range []*userpb.ListUsersRequest{{Page: -1}, {PageSize: -5}, {PageSize: 101}, {Page: 1_000_001}} {
+		if err := h.ListUsers(ctx, req, &userpb.ListUsersResponse{}); code(err) != 400 {
+			t.Errorf("%v: err = %v, want 400", req, err)
+		}
+	}
+}
+
+// users answers GetUser for the ids it holds.
+type users map[int64]bool
+
+func (u users) GetUser(_ context.Context, req *userpb.GetUserRequest, _ ...client.CallOption) (*userpb.GetUserResponse, error) {
+	if !u[req.GetId()] {
+		return nil, merrors.NotFound("user.service", "user not found")
+	}
+	return &userpb.GetUserResponse{User: &userpb.UserInfo{Id: req.GetId()}}, nil
+}
+
+func TestCreateOrderRejectsBadInputAndWritesNothing(t *testing.T) {
+	db := openDB(t, "order.db", store.OrderSchema)
+	h := NewOrder(store.NewOrders(db), users{1: true}, discard)
+	item := func() *orderpb.Item { return &orderpb.Item{Sku: "BOOK-1", Quantity: 1, UnitPriceCents: 100} }
+	many := make([]*orderpb.Item, 51)
+	for i := range many {
+		many[i] = item()
+	}
+	for _, tc := range []struct {
+		name string
+		req  *orderpb.CreateOrderRequest
+		want int32
+	}{
+		{"zero user id", &orderpb.CreateOrderRequest{UserId: 0, Items: []*orderpb.Item{item()}}, 400},
+		{"negative user id", &orderpb.CreateOrderRequest{UserId: -3, Items: []*orderpb.Item{item()}}, 400},
+		{"no items", &orderpb.CreateOrderRequest{UserId: 1}, 400},
+		{"too many items", &orderpb.CreateOrderRequest{UserId: 1, Items: many}, 400},
+		{"empty sku", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Quantity: 1}}}, 400},
+		{"sku with spaces", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A B", Quantity: 1}}}, 400},
+		{"sku too long", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: strings.Repeat("A", 65), Quantity: 1}}}, 400},
+		{"zero quantity", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: 0}}}, 400},
+		{"huge quantity", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: 1001}}}, 400},
+		{"negative price", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: 1, UnitPriceCents: -1}}}, 400},
+		{"unknown user", &orderpb.CreateOrderRequest{UserId: 2, Items: []*orderpb.Item{item()}}, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := h.CreateOrder(context.Background(), tc.req, &orderpb.CreateOrderResponse{})
+			if code(err) != tc.want {
+				t.Fatalf("err = %v, want %d", err, tc.want)
+			}
+			if n := count(t, db, "orders") + count(t, db, "order_items"); n != 0 {
+				t.Errorf("%d rows written", n)
+			}
+		})
+	}
+	rsp := &orderpb.CreateOrderResponse{}
+	if err := h.CreateOrder(context.Background(), &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{
+		{Sku: "A", Quantity: 2, UnitPriceCents: 150}, {Sku: "B", Quantity: 1, UnitPriceCents: 5},
+	}}, rsp); err != nil {
+		t.Fatal(err)
+	}
+	if rsp.GetOrder().GetTotalCents() != 305 || count(t, db, "order_items") != 2 {
+		t.Errorf("valid order: %v", rsp.GetOrder())
+	}
+}
+
+func TestOrderReadsValidateAndFind(t *testing.T) {
+	db := openDB(t, "order.db", store.OrderSchema)
+	h := NewOrder(store.NewOrders(db), users{1: true}, discard)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := h.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: int32(i + 1)}}}, &orderpb.CreateOrderResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := &orderpb.GetOrderResponse{}
+	if err := h.GetOrder(ctx, &orderpb.GetOrderRequest{Id: 2}, got); err != nil || got.GetOrder().GetItems()[0].GetQuantity() != 2 {
+		t.Errorf("GetOrder(2) = %v, %v", got, err)
+	}
+	if err := h.GetOrder(ctx, &orderpb.GetOrderRequest{Id: 99}, &orderpb.GetOrderResponse{}); code(err) != 404 {
+		t.Errorf("GetOrder(99): %v, want 404", err)
+	}
+	list := &orderpb.ListOrdersResponse{}
+	if err := h.ListOrders(ctx, &orderpb.ListOrdersRequest{UserId: 1, Page: 1, PageSize: 2}, list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Total != 3 || len(list.Orders) != 2 || list.Orders[0].GetId() != 3 || len(list.Orders[1].GetItems()) != 1 {
+		t.Errorf("ListOrders newest first, 2 per page: %v", list)
+	}
+	counted := &orderpb.CountOrdersResponse{}
+	if err := h.CountOrders(ctx, &orderpb.CountOrdersRequest{UserId: 1}, counted); err != nil || counted.Count != 3 {
+		t.Errorf("CountOrders = %v, %v", counted, err)
+	}
+	for name, err := range map[string]error{
+		"GetOrder id 0":       h.GetOrder(ctx, &orderpb.GetOrderRequest{}, &orderpb.GetOrderResponse{}),
+		"ListOrders user 0":   h.ListOrders(ctx, &orderpb.ListOrdersRequest{}, &orderpb.ListOrdersResponse{}),
+		"ListOrders size 500": h.ListOrders(ctx, &orderpb.ListOrdersRequest{UserId: 1, PageSize: 500}, &orderpb.ListOrdersResponse{}),
+		"CountOrders user -1": h.CountOrders(ctx, &orderpb.CountOrdersRequest{UserId: -1}, &orderpb.CountOrdersResponse{}),
+	} {
+		if code(err) != 400 {
+			t.Errorf("%s: %v, want 400", name, err)
+		}
+	}
+}
+
+func TestUserCreatedIsIdempotent(t *testing.T) {
+	db := openDB(t, "order.db", store.OrderSchema)
+	h := NewOrder(store.NewOrders(db), users{}, discard)
+	ctx := context.Background()
+	ev := &userpb.UserCreated{EventId: "e-1", UserId: 7}
+	for i := 0; i < 3; i++ {
+		if err := h.UserCreated(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, e := count(t, db, "accounts"), count(t, db, "processed_events"); a != 1 || e != 1 {
+		t.Errorf("%d accounts, %d events after 3 deliveries, want 1 and 1", a, e)
+	}
+	for _, bad := range []*userpb.UserCreated{{UserId: 7}, {EventId: "e-2"}} {
+		if err := h.UserCreated(ctx, bad); code(err) != 400 {
+			t.Errorf("%v: %v, want 400", bad, err)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package telemetry
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+func serviceName(t *testing.T, tel *Telemetry, rec *tracetest.SpanRecorder) string {
+	t.Helper()
+	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
+	span.End()
+	ended := rec.Ended()
+	if len(ended) != 1 {
+		t.Fatalf("%d spans recorded", len(ended))
+	}
+	v, _ := ended[0].Resource().Set().Value(semconv.ServiceNameKey)
+	return v.AsString()
+}
+
+func TestServiceNameDefaultsAndEnvironmentWins(t *testing.T) {
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	rec := tracetest.NewSpanRecorder()
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serviceName(t, tel, rec); got != "user.service" {
+		t.Errorf("service.name = %q, want the default", got)
+	}
+
+	t.Setenv("OTEL_SERVICE_NAME", "users-eu")
+	rec = tracetest.NewSpanRecorder()
+	tel, err = New(context.Background(), "user.service", WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serviceName(t, tel, rec); got != "users-eu" {
+		t.Errorf("service.name = %q, want OTEL_SERVICE_NAME", got)
+	}
+}
+
+func TestSamplerComesFromTheEnvironment(t *testing.T) {
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+	rec := tracetest.NewSpanRecorder()
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
+	span.End()
+	if span.SpanContext().IsSampled() || len(rec.Ended()) != 0 {
+		t.Error("always_off sampled a span")
+	}
+}
+
+func TestSDKDisabled(t *testing.T) {
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	rec := tracetest.NewSpanRecorder()
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
+	span.End()
+	if span.IsRecording() || len(rec.Ended()) != 0 {
+		t.Error("a disabled SDK recorded a span")
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
+// blockingProcessor never finishes a shutdown, like an exporter behind a dead collector.
+type blockingProcessor struct{ sdktrace.SpanProcessor }
+
+func (blockingProcessor) Shutdown(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestShutdownIsBounded(t *testing.T) {
+	tel, err := New(context.Background(), "user.service",
+		WithSpanProcessor(blockingProcessor{tracetest.NewSpanRecorder()}), WithShutdownTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- tel.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a shutdown that could not flush reported success")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown ignored its timeout")
+	}
+}
+
+func TestUnreachableCollectorNeverBlocks(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	tel, err := New(context.Background(), "user.service", WithShutdownTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
+		span.End()
+	}
+	done := make(chan struct{})
+	go func() { _ = tel.Shutdown(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown hung on an unreachable collector")
+	}
+}

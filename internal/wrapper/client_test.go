@@ -1,0 +1,164 @@
+package wrapper
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+// stubUsers answers GetUser: id 404 is not found; otherwise it reports the traceparent it got.
+type stubUsers struct {
+	userpb.UserHandler
+	mu          sync.Mutex
+	traceparent string
+}
+
+func (s *stubUsers) GetUser(ctx context.Context, req *userpb.GetUserRequest, rsp *userpb.GetUserResponse) error {
+	if req.GetId() == 404 {
+		return merrors.NotFound("user.service", "user not found")
+	}
+	tp, _ := metadata.Get(ctx, "traceparent")
+	s.mu.Lock()
+	s.traceparent = tp
+	s.mu.Unlock()
+	rsp.User = &userpb.UserInfo{Id: req.GetId()}
+	return nil
+}
+
+func newTracedClient(opts []Option, reg registry.Registry, b broker.Broker) client.Client {
+	c := client.NewClient(client.Registry(reg), client.Broker(b), client.ContentType("application/protobuf"))
+	return NewClientWrapper(opts...)(c)
+}
+
+// startUserServer serves stub on a loopback port, registered in reg.
+func startUserServer(t *testing.T, reg registry.Registry, stub *stubUsers) string {
+	t.Helper()
+	srv := server.NewServer(server.Name("user.service"), server.Address("127.0.0.1:0"), server.Registry(reg))
+	if err := userpb.RegisterUserHandler(srv, stub); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv.Options().Address
+}
+
+func TestCallAttemptSpanFollowsRPCConventions(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	stub := &stubUsers{}
+	addr := startUserServer(t, reg, stub)
+	_, port, _ := net.SplitHostPort(addr)
+	opts, rec, _ := recorded()
+	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+
+	if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
+		t.Fatal(err)
+	}
+	s := onlySpan(t, rec)
+	if s.Name() != "user.User/GetUser" || s.SpanKind() != trace.SpanKindClient {
+		t.Errorf("span %q kind %v, want user.User/GetUser CLIENT", s.Name(), s.SpanKind())
+	}
+	checkAttrs(t, s, map[attribute.Key]string{
+		"rpc.system.name": "go_micro", "rpc.method": "user.User/GetUser",
+		"server.address": "127.0.0.1", "server.port": port,
+	})
+	stub.mu.Lock()
+	defer stub.mu.Unlock()
+	if !strings.Contains(stub.traceparent, s.SpanContext().SpanID().String()) {
+		t.Errorf("server got traceparent %q, want the client span %s", stub.traceparent, s.SpanContext().SpanID())
+	}
+}
+
+func TestCallErrorMarksClientSpan(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	startUserServer(t, reg, &stubUsers{})
+	opts, rec, _ := recorded()
+	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+
+	_, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 404})
+	if merrors.FromError(err).Code != 404 {
+		t.Fatalf("err = %v, want 404", err)
+	}
+	s := onlySpan(t, rec)
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "404", "rpc.response.status_code": "404"})
+	if s.Status().Code != codes.Error || s.Status().Description != "user not found" {
+		t.Errorf("status %v, want Error: user not found", s.Status())
+	}
+}
+
+func TestCallThatReachesNoNodeIsStillTraced(t *testing.T) {
+	opts, rec, _ := recorded()
+	users := userpb.NewUserService("user.service", newTracedClient(opts, registry.NewMemoryRegistry(), broker.NewMemoryBroker()))
+
+	_, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 1})
+	if merrors.FromError(err).Code != 500 {
+		t.Fatalf("err = %v, want 500 service not found", err)
+	}
+	s := onlySpan(t, rec)
+	if s.Name() != "user.User/GetUser" || s.SpanKind() != trace.SpanKindClient || s.Status().Code != codes.Error {
+		t.Errorf("span %q kind %v status %v", s.Name(), s.SpanKind(), s.Status())
+	}
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "rpc.method": "user.User/GetUser"})
+	checkAbsent(t, s, semconv.ServerAddressKey)
+}
+
+func TestPublishSpanAndEventHeaders(t *testing.T) {
+	b := broker.NewMemoryBroker()
+	if err := b.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan map[string]string, 1)
+	if _, err := b.Subscribe("user.created", func(e broker.Event) error {
+		got <- e.Message().Header
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	opts, rec, _ := recorded()
+	c := newTracedClient(opts, registry.NewMemoryRegistry(), b)
+	// A handler's context: the inbound request's metadata is still in it.
+	ctx := metadata.NewContext(context.Background(), metadata.Metadata{
+		"Traceparent": remoteTraceparent, "Remote": "10.0.0.7:51234", "User-Agent": "go-micro",
+	})
+	if err := c.Publish(ctx, c.NewMessage("user.created", &userpb.UserCreated{EventId: "e1", UserId: 1})); err != nil {
+		t.Fatal(err)
+	}
+	s := onlySpan(t, rec)
+	if s.Name() != "send user.created" || s.SpanKind() != trace.SpanKindProducer {
+		t.Errorf("span %q kind %v", s.Name(), s.SpanKind())
+	}
+	checkAttrs(t, s, map[attribute.Key]string{
+		"messaging.system": "memory", "messaging.operation.type": "send", "messaging.operation.name": "publish",
+		"messaging.destination.name": "user.created",
+	})
+	select {
+	case h := <-got:
+		if !strings.Contains(MetadataCarrier(h).Get("traceparent"), s.SpanContext().SpanID().String()) {
+			t.Errorf("event traceparent %q, want the send span %s", MetadataCarrier(h).Get("traceparent"), s.SpanContext().SpanID())
+		}
+		for _, leaked := range []string{"Remote", "User-Agent"} {
+			if _, ok := h[leaked]; ok {
+				t.Errorf("inbound header %s leaked into the event: %v", leaked, h)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("event not delivered within 5s")
+	}
+}

@@ -1,0 +1,176 @@
+package wrapper
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/server"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+// inbound is a handler context as go-micro's server builds it.
+func inbound() context.Context {
+	return metadata.NewContext(context.Background(), metadata.Metadata{
+		"Traceparent": remoteTraceparent,
+		"Local":       "127.0.0.1:8080",
+		"Remote":      "10.0.0.7:51234",
+	})
+}
+
+func TestHandlerSpanFollowsRPCConventions(t *testing.T) {
+	opts, rec, _ := recorded()
+	var inHandler trace.SpanContext
+	h := NewHandlerWrapper(opts...)(func(ctx context.Context, _ server.Request, _ interface{}) error {
+		inHandler = trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{}}
+	if err := h(inbound(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := onlySpan(t, rec)
+	if s.Name() != "user.User/GetUser" || s.SpanKind() != trace.SpanKindServer {
+		t.Errorf("span %q kind %v, want user.User/GetUser SERVER", s.Name(), s.SpanKind())
+	}
+	if s.Parent().SpanID() != remoteParent(t).SpanID() || !s.Parent().IsRemote() {
+		t.Errorf("parent %v, want the remote caller %v", s.Parent(), remoteParent(t))
+	}
+	if inHandler.SpanID() != s.SpanContext().SpanID() {
+		t.Error("the handler does not run inside the server span")
+	}
+	checkAttrs(t, s, map[attribute.Key]string{
+		"rpc.system.name": "go_micro", "rpc.method": "user.User/GetUser",
+		"server.address": "127.0.0.1", "server.port": "8080",
+		"network.peer.address": "10.0.0.7", "network.peer.port": "51234",
+	})
+	checkAbsent(t, s, semconv.ErrorTypeKey, semconv.RPCResponseStatusCodeKey)
+	if s.Status().Code != codes.Unset {
+		t.Errorf("status %v on success", s.Status())
+	}
+}
+
+func TestHandlerSpanRecordsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		err        error
+		errorType  string
+		statusCode string // "" when absent
+		status     codes.Code
+	}{
+		{"bad request is the caller's fault", merrors.BadRequest("user.service", "email is not a valid address"), "400", "400", codes.Unset},
+		{"not found", merrors.NotFound("user.service", "user not found"), "404", "404", codes.Unset},
+		{"conflict", merrors.Conflict("user.service", "email is already registered"), "409", "409", codes.Unset},
+		{"internal error", merrors.InternalServerError("user.service", "create user failed"), "500", "500", codes.Error},
+		{"uncoded error", errors.New("boom"), "*errors.errorString", "", codes.Error},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, rec, _ := recorded()
+			h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return tc.err })
+			err := h(inbound(), fakeRequest{service: "user.service", endpoint: "User.CreateUser", body: &userpb.CreateUserRequest{}}, nil)
+			if err != tc.err {
+				t.Fatalf("wrapper changed the error: %v", err)
+			}
+			s := onlySpan(t, rec)
+			want := map[attribute.Key]string{"error.type": tc.errorType}
+			if tc.statusCode != "" {
+				want["rpc.response.status_code"] = tc.statusCode
+			} else {
+				checkAbsent(t, s, semconv.RPCResponseStatusCodeKey)
+			}
+			checkAttrs(t, s, want)
+			if s.Status().Code != tc.status {
+				t.Errorf("status %v, want %v", s.Status().Code, tc.status)
+			}
+		})
+	}
+}
+
+func TestHandlerPanicEndsSpanAndPanicsOn(t *testing.T) {
+	opts, rec, _ := recorded()
+	h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { panic("secret@example.com") })
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("the panic was swallowed")
+		}
+		s := onlySpan(t, rec)
+		checkAttrs(t, s, map[attribute.Key]string{"error.type": "panic"})
+		if s.Status().Code != codes.Error || s.Status().Description != "handler panicked" {
+			t.Errorf("status %v", s.Status())
+		}
+	}()
+	_ = h(inbound(), fakeRequest{service: "user.service", endpoint: "User.GetUser"}, nil)
+}
+
+func TestMethodNameWithoutProtoBody(t *testing.T) {
+	if got := rpcMethod("Greeter.Hello", struct{}{}); got != "Greeter/Hello" {
+		t.Errorf("rpcMethod = %q", got)
+	}
+	if got := rpcMethod("odd", nil); got != "odd" {
+		t.Errorf("rpcMethod = %q", got)
+	}
+}
+
+func TestSubscriberSpanIsChildOfAndLinkedToProducer(t *testing.T) {
+	opts, rec, _ := recorded()
+	opts = append(opts, WithMessagingSystem("nats"), WithConsumerGroup("order.service"))
+	var inHandler trace.SpanContext
+	sub := NewSubscriberWrapper(opts...)(func(ctx context.Context, _ server.Message) error {
+		inHandler = trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	msg := fakeMessage{topic: "user.created", header: map[string]string{
+		"traceparent": remoteTraceparent, "Micro-ID": "msg-1", "Content-Type": "application/protobuf",
+	}}
+	if err := sub(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	s := onlySpan(t, rec)
+	if s.Name() != "process user.created" || s.SpanKind() != trace.SpanKindConsumer {
+		t.Errorf("span %q kind %v", s.Name(), s.SpanKind())
+	}
+	if s.Parent().SpanID() != remoteParent(t).SpanID() {
+		t.Errorf("parent %v, want the producer", s.Parent())
+	}
+	if l := s.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != remoteParent(t).SpanID() {
+		t.Errorf("links %v, want the producer", l)
+	}
+	if inHandler.SpanID() != s.SpanContext().SpanID() {
+		t.Error("the subscriber does not run inside the consumer span")
+	}
+	checkAttrs(t, s, map[attribute.Key]string{
+		"messaging.system": "nats", "messaging.operation.type": "process", "messaging.operation.name": "process",
+		"messaging.destination.name": "user.created", "messaging.message.id": "msg-1",
+		"messaging.consumer.group.name": "order.service",
+	})
+}
+
+func TestSubscriberSpanCanStartANewTrace(t *testing.T) {
+	opts, rec, _ := recorded()
+	opts = append(opts, WithProducerAsParent(false))
+	sub := NewSubscriberWrapper(opts...)(func(context.Context, server.Message) error {
+		return merrors.InternalServerError("order.service", "open account failed")
+	})
+	err := sub(context.Background(), fakeMessage{topic: "user.created", header: map[string]string{"Traceparent": remoteTraceparent}})
+	if err == nil {
+		t.Fatal("error lost")
+	}
+	s := onlySpan(t, rec)
+	if s.Parent().IsValid() || s.SpanContext().TraceID() == remoteParent(t).TraceID() {
+		t.Errorf("span continues the producer's trace: parent %v", s.Parent())
+	}
+	if l := s.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != remoteParent(t).SpanID() {
+		t.Errorf("links %v, want the producer", l)
+	}
+	if s.Status().Code != codes.Error {
+		t.Errorf("status %v, want Error", s.Status())
+	}
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "messaging.system": "http"})
+}

@@ -1,0 +1,94 @@
+package wrapper
+
+import (
+	"testing"
+
+	"go-micro.dev/v4/codec"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// recorded returns wrapper options that record spans, and the recorder.
+func recorded() ([]Option, *tracetest.SpanRecorder, *sdktrace.TracerProvider) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return []Option{WithTracerProvider(tp), WithPropagators(prop)}, rec, tp
+}
+
+func onlySpan(t *testing.T, rec *tracetest.SpanRecorder) sdktrace.ReadOnlySpan {
+	t.Helper()
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans ended, want 1", len(spans))
+	}
+	return spans[0]
+}
+
+func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
+	m := map[attribute.Key]string{}
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value.String()
+	}
+	return m
+}
+
+func checkAttrs(t *testing.T, s sdktrace.ReadOnlySpan, want map[attribute.Key]string) {
+	t.Helper()
+	got := attrs(s)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+func checkAbsent(t *testing.T, s sdktrace.ReadOnlySpan, keys ...attribute.Key) {
+	t.Helper()
+	got := attrs(s)
+	for _, k := range keys {
+		if v, ok := got[k]; ok {
+			t.Errorf("%s = %q, want it absent", k, v)
+		}
+	}
+}
+
+// remoteParent is a sampled span context as another process would send it.
+func remoteParent(t *testing.T) trace.SpanContext {
+	t.Helper()
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+}
+
+const remoteTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+type fakeRequest struct {
+	service, endpoint string
+	body              any
+}
+
+func (r fakeRequest) Service() string           { return r.service }
+func (r fakeRequest) Method() string            { return r.endpoint }
+func (r fakeRequest) Endpoint() string          { return r.endpoint }
+func (r fakeRequest) ContentType() string       { return "application/protobuf" }
+func (r fakeRequest) Header() map[string]string { return nil }
+func (r fakeRequest) Body() interface{}         { return r.body }
+func (r fakeRequest) Read() ([]byte, error)     { return nil, nil }
+func (r fakeRequest) Codec() codec.Reader       { return nil }
+func (r fakeRequest) Stream() bool              { return false }
+
+type fakeMessage struct {
+	topic  string
+	header map[string]string
+}
+
+func (m fakeMessage) Topic() string             { return m.topic }
+func (m fakeMessage) Payload() interface{}      { return nil }
+func (m fakeMessage) ContentType() string       { return "application/protobuf" }
+func (m fakeMessage) Header() map[string]string { return m.header }
+func (m fakeMessage) Body() []byte              { return nil }
+func (m fakeMessage) Codec() codec.Reader       { return nil }
