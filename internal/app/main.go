@@ -1,18 +1,27 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
 
 // Main runs one service process until SIGINT or SIGTERM: telemetry first, the service, then
-// the final flush of spans. It returns the process exit code.
+// the final flush of spans. It returns the process exit code. With the argument
+// "healthcheck" it instead probes a running instance, for container health checks in images
+// that have no shell.
 func Main(name string, build func(context.Context, Deps) (*Service, error)) int {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		return healthcheck(cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"))
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -46,5 +55,24 @@ func run(ctx context.Context, name string, tel *telemetry.Telemetry, logger *slo
 		return 1
 	}
 	logger.Info("stopped cleanly")
+	return 0
+}
+
+// healthcheck reports whether something accepts connections on the service's listen address.
+func healthcheck(listen string) int {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" {
+		fmt.Fprintf(os.Stderr, "healthcheck: %s=%q has no fixed port to probe\n", EnvServerAddress, listen)
+		return 2
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 2*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	_ = conn.Close()
 	return 0
 }

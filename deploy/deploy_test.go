@@ -1,0 +1,290 @@
+// Package deploy_test keeps the three ways of running the stack in step: docker compose, the
+// native processes of native/stack.sh, and the Kubernetes manifests. It is a module of its own
+// so that the compose loader's dependencies stay out of the services' go.mod.
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
+)
+
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{"docker-compose.yaml"},
+		cli.WithWorkingDirectory("."), cli.WithProfiles([]string{"demo"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yaml does not load: %v", err)
+	}
+	return p
+}
+
+// The compose loader is the one `docker compose config` uses; where the real CLI is installed
+// it is asked too.
+func TestComposeFileIsValid(t *testing.T) {
+	p := loadCompose(t)
+	var names []string
+	for name := range p.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	want := "consul jaeger nats order-service otel-collector user-client user-service"
+	if strings.Join(names, " ") != want {
+		t.Errorf("services %v, want %s", names, want)
+	}
+	for name, s := range p.Services {
+		if s.Image == "" || !strings.Contains(s.Image, ":") || strings.HasSuffix(s.Image, ":latest") {
+			t.Errorf("%s: image %q is not pinned", name, s.Image)
+		}
+	}
+	for _, svc := range []string{"user-service", "order-service"} {
+		for dep, cond := range map[string]string{"consul": "service_healthy", "nats": "service_healthy"} {
+			if got := p.Services[svc].DependsOn[dep].Condition; got != cond {
+				t.Errorf("%s depends on %s with %q, want %q", svc, dep, got, cond)
+			}
+		}
+		if p.Services[svc].HealthCheck == nil {
+			t.Errorf("%s has no health check", svc)
+		}
+	}
+	if exec.Command("docker", "compose", "version").Run() != nil {
+		t.Log("no docker compose CLI here: checked with its loader only")
+		return
+	}
+	if out, err := exec.Command("docker", "compose", "-f", "docker-compose.yaml", "--profile", "demo", "config", "-q").CombinedOutput(); err != nil {
+		t.Errorf("docker compose config: %v\n%s", err, out)
+	}
+}
+
+// Both stacks run the same configuration files and give them the same variables.
+func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
+	p := loadCompose(t)
+	script := read(t, "native/stack.sh")
+	for svc, file := range map[string]string{"otel-collector": "otel-config.yaml", "jaeger": "jaeger-config.yaml"} {
+		mounted := false
+		for _, v := range p.Services[svc].Volumes {
+			mounted = mounted || strings.HasSuffix(v.Source, "/"+file)
+		}
+		if !mounted {
+			t.Errorf("compose %s does not mount %s", svc, file)
+		}
+		if !strings.Contains(script, "deploy/"+file) {
+			t.Errorf("native/stack.sh does not run deploy/%s", file)
+		}
+		for _, name := range envRefs(t, file) {
+			if _, ok := p.Services[svc].Environment[name]; !ok {
+				t.Errorf("%s reads ${env:%s}; compose %s does not set it", file, name, svc)
+			}
+			if !strings.Contains(script, name+"=") {
+				t.Errorf("%s reads ${env:%s}; native/stack.sh does not set it", file, name)
+			}
+		}
+	}
+
+	native := nativeEnv(t)
+	for _, svc := range []string{"user-service", "order-service", "user-client"} {
+		for name, value := range p.Services[svc].Environment {
+			switch name {
+			case "MICRO_SERVER_ADDRESS", "DATA_DIR", "JAEGER_QUERY_URL":
+				continue // set per process, checked below where it matters
+			}
+			nv, ok := native[name]
+			if !ok {
+				t.Errorf("compose %s sets %s; the native stack does not", svc, name)
+				continue
+			}
+			if hostless(nv) != hostless(deref(value)) {
+				t.Errorf("%s: compose %q, native %q", name, deref(value), nv)
+			}
+		}
+	}
+	for svc, port := range servicePorts(t, p) {
+		if !regexp.MustCompile(`(?m)^` + strings.Split(svc, "-")[0] + `_addr=127\.0\.0\.1:` + port + `$`).MatchString(script) {
+			t.Errorf("compose %s listens on %s; native/stack.sh does not", svc, port)
+		}
+	}
+}
+
+// The manifests give each service the environment compose gives it, and the same ports.
+func TestKubernetesMatchesCompose(t *testing.T) {
+	p := loadCompose(t)
+	config := map[string]string{}
+	deployments := map[string]map[string]any{}
+	for _, doc := range yamlDocs(t, "k8s/config.yaml", "k8s/user-service.yaml", "k8s/order-service.yaml") {
+		switch doc["kind"] {
+		case "ConfigMap":
+			for k, v := range doc["data"].(map[string]any) {
+				config[k] = v.(string)
+			}
+		case "Deployment":
+			deployments[doc["metadata"].(map[string]any)["name"].(string)] = doc
+		}
+	}
+	for k, v := range parseEnvFile(t, "stack.env") {
+		if config[k] != v {
+			t.Errorf("k8s ConfigMap %s = %q, stack.env has %q", k, config[k], v)
+		}
+	}
+	ports := servicePorts(t, p)
+	for _, svc := range []string{"user-service", "order-service"} {
+		d, ok := deployments[svc]
+		if !ok {
+			t.Fatalf("no Deployment %s", svc)
+		}
+		c := dig(d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+		env := map[string]string{}
+		for k, v := range config {
+			env[k] = v
+		}
+		for _, e := range c["env"].([]any) {
+			e := e.(map[string]any)
+			if v, ok := e["value"].(string); ok {
+				env[e["name"].(string)] = v
+			}
+		}
+		for name, value := range p.Services[svc].Environment {
+			if name == "OTEL_RESOURCE_ATTRIBUTES" {
+				if !strings.HasPrefix(env[name], deref(value)) {
+					t.Errorf("%s %s = %q, want it to extend %q", svc, name, env[name], deref(value))
+				}
+				continue
+			}
+			if env[name] != deref(value) {
+				t.Errorf("%s %s: k8s %q, compose %q", svc, name, env[name], deref(value))
+			}
+		}
+		port := dig(c, "ports").([]any)[0].(map[string]any)["containerPort"]
+		if toString(port) != ports[svc] {
+			t.Errorf("%s containerPort %v, compose listens on %s", svc, port, ports[svc])
+		}
+		if img := c["image"].(string); !strings.HasPrefix(p.Services[svc].Image, img+":") {
+			t.Errorf("%s image %q, compose builds %q", svc, img, p.Services[svc].Image)
+		}
+		for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+			if c[probe] == nil {
+				t.Errorf("%s has no %s", svc, probe)
+			}
+		}
+		if dig(c, "resources", "limits", "memory") == nil {
+			t.Errorf("%s has no memory limit", svc)
+		}
+	}
+}
+
+// envRefs lists the ${env:NAME} variables a config file reads.
+func envRefs(t *testing.T, file string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range regexp.MustCompile(`\$\{env:([A-Z0-9_]+)`).FindAllStringSubmatch(read(t, file), -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			out = append(out, m[1])
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s reads no variables", file)
+	}
+	return out
+}
+
+// nativeEnv is what native/stack.sh gives the services and the client.
+func nativeEnv(t *testing.T) map[string]string {
+	out, err := exec.Command("bash", "native/stack.sh", "env").Output()
+	if err != nil {
+		t.Fatalf("native/stack.sh env: %v", err)
+	}
+	return parseEnv(t, string(out))
+}
+
+func servicePorts(t *testing.T, p *types.Project) map[string]string {
+	ports := map[string]string{}
+	for _, svc := range []string{"user-service", "order-service"} {
+		addr := deref(p.Services[svc].Environment["MICRO_SERVER_ADDRESS"])
+		ports[svc] = addr[strings.LastIndex(addr, ":")+1:]
+	}
+	return ports
+}
+
+// hostless drops the host of an address, which is the one thing the stacks differ in.
+func hostless(v string) string {
+	return regexp.MustCompile(`^(\w+://)?[\w.-]+:(\d+)$`).ReplaceAllString(v, "${1}:$2")
+}
+
+func parseEnvFile(t *testing.T, file string) map[string]string { return parseEnv(t, read(t, file)) }
+
+func parseEnv(t *testing.T, text string) map[string]string {
+	env := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(k, "#") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		t.Fatal("no variables")
+	}
+	return env
+}
+
+func yamlDocs(t *testing.T, files ...string) []map[string]any {
+	var docs []map[string]any
+	for _, f := range files {
+		dec := yaml.NewDecoder(strings.NewReader(read(t, f)))
+		for {
+			var doc map[string]any
+			err := dec.Decode(&doc)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			docs = append(docs, doc)
+		}
+	}
+	return docs
+}
+
+func dig(m map[string]any, keys ...string) any {
+	var cur any = m
+	for _, k := range keys {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[k]
+	}
+	return cur
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func toString(v any) string { return fmt.Sprint(v) }
+
+func read(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

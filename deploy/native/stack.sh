@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Runs the stack as local processes on 127.0.0.1, for machines without a Docker engine: the
+# real Consul, NATS server, Jaeger v2 and OpenTelemetry Collector (built by build.sh), then
+# user.service and order.service. Same configuration files, ports and environment as
+# deploy/docker-compose.yaml. Logs and pid files live under run/.
+#
+#   stack.sh up                start what is not running and wait until all of it is healthy
+#   stack.sh down              stop everything this script started, services first
+#   stack.sh stop NAME...      stop some components
+#   stack.sh status            what runs, its pid, its health
+#   stack.sh logs [NAME]       the last lines of every log, or follow one
+#   stack.sh env               the environment a client of the stack needs
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+run=${STACK_RUN_DIR:-$root/run}
+build=$root/deploy/native/build.sh
+components=(consul nats jaeger otelcol user-service order-service)
+
+# Where each component serves; the same ports as docker compose.
+consul_http=127.0.0.1:8500
+nats_url=nats://127.0.0.1:4222
+otlp_grpc=127.0.0.1:4317
+jaeger_ui=http://127.0.0.1:16686
+user_addr=127.0.0.1:8081
+order_addr=127.0.0.1:8082
+
+# health NAME succeeds when the component answers as healthy.
+health() {
+	case $1 in
+	consul) local leader
+		leader=$(curl -sf "http://$consul_http/v1/status/leader" 2>/dev/null) && [ -n "$leader" ] && [ "$leader" != '""' ] ;;
+	nats) curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1 ;;
+	jaeger) curl -sf http://127.0.0.1:13134/status >/dev/null 2>&1 ;;
+	otelcol) curl -sf http://127.0.0.1:13133/ >/dev/null 2>&1 ;;
+	user-service) registered user.service ;;
+	order-service) registered order.service ;;
+	esac
+}
+
+# registered NAME succeeds when NAME has a passing instance in Consul.
+registered() {
+	local n
+	n=$(curl -sf "http://$consul_http/v1/health/service/$1?passing=true" 2>/dev/null | jq length 2>/dev/null) || return 1
+	[ "${n:-0}" -gt 0 ]
+}
+
+client_env() {
+	cat <<ENV
+MICRO_REGISTRY_ADDRESS=$consul_http
+MICRO_BROKER_ADDRESS=$nats_url
+OTEL_EXPORTER_OTLP_ENDPOINT=http://$otlp_grpc
+JAEGER_UI_URL=$jaeger_ui
+ENV
+	grep -E '^[A-Z_]+=' "$root/deploy/stack.env"
+}
+
+# start NAME runs the component in the background, its output in run/NAME.log.
+start() {
+	local name=$1 bin
+	case $name in
+	consul)
+		bin=$("$build" path consul)
+		launch consul "$bin" agent -dev -client 127.0.0.1 -bind 127.0.0.1 -log-level warn ;;
+	nats)
+		bin=$("$build" path nats)
+		launch nats "$bin" -a 127.0.0.1 -p 4222 -m 8222 ;;
+	jaeger)
+		bin=$("$build" path jaeger)
+		launch jaeger env JAEGER_LISTEN_HOST=127.0.0.1 "$bin" --config "$root/deploy/jaeger-config.yaml" ;;
+	otelcol)
+		bin=$("$build" path otelcol)
+		launch otelcol env OTELCOL_LISTEN_HOST=127.0.0.1 JAEGER_OTLP_ENDPOINT=127.0.0.1:14317 \
+			"$bin" --config "$root/deploy/otel-config.yaml" ;;
+	user-service | order-service)
+		(cd "$root" && go build -o "$run/bin/" "./cmd/$name")
+		local addr=$user_addr
+		[ "$name" = order-service ] && addr=$order_addr
+		# shellcheck disable=SC2046 # one KEY=VALUE a word
+		launch "$name" env $(client_env) MICRO_SERVER_ADDRESS="$addr" DATA_DIR="$run/data" "$run/bin/$name" ;;
+	esac
+}
+
+# launch NAME CMD... runs CMD in the background; env(1) execs, so the pid is the server's.
+launch() {
+	local name=$1
+	shift
+	"$@" >"$run/$name.log" 2>&1 &
+	echo $! >"$run/$name.pid"
+}
+
+# pid NAME prints the pid of a running component started by this script.
+pid() {
+	local f=$run/$1.pid p
+	[ -f "$f" ] || return 1
+	p=$(cat "$f")
+	kill -0 "$p" 2>/dev/null || return 1
+	echo "$p"
+}
+
+wait_healthy() {
+	local name=$1 limit=${2:-120} start=$SECONDS
+	until health "$name"; do
+		if ! pid "$name" >/dev/null; then
+			echo "stack: $name exited; the end of run/$name.log:" >&2
+			tail -20 "$run/$name.log" >&2
+			return 1
+		fi
+		if ((SECONDS - start > limit)); then
+			echo "stack: $name not healthy after ${limit}s; see run/$name.log" >&2
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+up() {
+	mkdir -p "$run/data" "$run/bin"
+	for name in "${components[@]}"; do
+		if pid "$name" >/dev/null; then
+			echo "  $name already running"
+		else
+			start "$name"
+			echo "  $name started (pid $(cat "$run/$name.pid"))"
+		fi
+		wait_healthy "$name"
+	done
+	cat <<MSG
+stack is up:
+  Jaeger UI      $jaeger_ui
+  Consul UI      http://$consul_http/ui
+  OTLP (gRPC)    $otlp_grpc    collector metrics http://127.0.0.1:8889/metrics
+  NATS           $nats_url
+  user.service   $user_addr    order.service $order_addr
+MSG
+}
+
+stop() {
+	local name p
+	for name in "$@"; do
+		p=$(pid "$name") || { rm -f "$run/$name.pid"; continue; }
+		kill -TERM "$p" 2>/dev/null || true
+		for _ in $(seq 1 150); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "  $name did not stop within 15s; killing it" >&2
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+		rm -f "$run/$name.pid"
+		echo "  $name stopped"
+	done
+}
+
+down() {
+	local reversed=()
+	for ((i = ${#components[@]} - 1; i >= 0; i--)); do reversed+=("${components[i]}"); done
+	stop "${reversed[@]}"
+}
+
+status() {
+	printf '%-14s %-8s %-8s %s\n' COMPONENT PID STATE HEALTH
+	for name in "${components[@]}"; do
+		local p state=stopped h=-
+		if p=$(pid "$name"); then
+			state=running
+			if health "$name"; then h=healthy; else h=unhealthy; fi
+		else
+			p=-
+		fi
+		printf '%-14s %-8s %-8s %s\n' "$name" "$p" "$state" "$h"
+	done
+}
+
+logs() {
+	if [ $# -gt 0 ]; then
+		exec tail -n 50 -F "$run/$1.log"
+	fi
+	for name in "${components[@]}"; do
+		[ -f "$run/$name.log" ] || continue
+		echo "== $name (run/$name.log)"
+		tail -n 15 "$run/$name.log"
+	done
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+stop) shift; stop "$@" ;;
+status) status ;;
+logs) shift; logs "$@" ;;
+env) client_env ;;
+*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,309 @@
+//go:build e2e
+
+// Package e2e runs the native stack from scratch (deploy/native/stack.sh: real Consul, NATS,
+// OpenTelemetry Collector and Jaeger, and both services as processes), runs the demo client,
+// and checks what a user would look at: the traces in Jaeger and the services in Consul.
+// Run it with `make e2e`; it stops any native stack already running, as it needs its ports.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/jaeger"
+)
+
+const (
+	consulURL = "http://127.0.0.1:8500"
+	jaegerURL = "http://127.0.0.1:16686"
+)
+
+var root, _ = filepath.Abs("..")
+
+// stack runs deploy/native/stack.sh with args, logging its output.
+func stack(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(root, "deploy/native/stack.sh"), args...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("stack.sh %s:\n%s", strings.Join(args, " "), out)
+	if err != nil {
+		t.Fatalf("stack.sh %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+func clientEnv(t *testing.T) []string {
+	return append(os.Environ(), strings.Fields(stack(t, "env"))...)
+}
+
+type step struct {
+	Name    string `json:"name"`
+	TraceID string `json:"trace_id"`
+	OK      bool   `json:"ok"`
+	Code    int32  `json:"code"`
+}
+
+func TestNativeStack(t *testing.T) {
+	stack(t, "down")
+	if err := os.RemoveAll(filepath.Join(root, "run", "data")); err != nil {
+		t.Fatal(err)
+	}
+	stack(t, "up")
+	pids := readPIDs(t)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stack(t, "down")
+		}
+	})
+
+	t.Run("both services registered with passing checks", func(t *testing.T) {
+		for _, svc := range []string{"user.service", "order.service"} {
+			var entries []struct {
+				Checks []struct{ Status string }
+			}
+			getJSON(t, consulURL+"/v1/health/service/"+svc, &entries)
+			if len(entries) != 1 {
+				t.Fatalf("%s: %d instances in Consul, want 1", svc, len(entries))
+			}
+			for _, c := range entries[0].Checks {
+				if c.Status != "passing" {
+					t.Errorf("%s: check %s", svc, c.Status)
+				}
+			}
+		}
+	})
+
+	bin := filepath.Join(root, "run", "bin", "user-client")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/user-client")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build user-client: %v\n%s", err, out)
+	}
+	client := exec.Command(bin, "-json")
+	client.Env = clientEnv(t)
+	out, err := client.Output()
+	if err != nil {
+		t.Fatalf("user-client: %v\n%s", err, out)
+	}
+	steps := map[string]step{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		var s step
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			t.Fatalf("user-client output %q: %v", sc.Text(), err)
+		}
+		if !s.OK {
+			t.Errorf("demo step %q did not end as expected (code %d)", s.Name, s.Code)
+		}
+		steps[s.Name] = s
+	}
+	if len(steps) != 10 {
+		t.Fatalf("demo ran %d steps, want 10:\n%s", len(steps), out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j := jaeger.New(jaegerURL)
+
+	t.Run("Jaeger knows both services and the client", func(t *testing.T) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := j.Services(ctx)
+			if err == nil && slices.Contains(got, "user.service") && slices.Contains(got, "order.service") && slices.Contains(got, "user-client") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("services %v (%v)", got, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+
+	t.Run("CreateUser trace: client, user.service, database, NATS, order.service", func(t *testing.T) {
+		tr, err := j.WaitTrace(ctx, steps[demo.CreateUser].TraceID, func(tr *jaeger.Trace) bool {
+			return len(tr.Find("order.service", "INSERT accounts", jaeger.KindClient)) == 1
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		tr.WriteTree(&b)
+		t.Logf("CreateUser trace from Jaeger:\n%s", b.String())
+		noOrphans(t, tr)
+		call := one(t, tr, "user-client", "user.User/CreateUser", jaeger.KindClient)
+		attrs(t, call, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "127.0.0.1", "server.port": "8081"})
+		srv := one(t, tr, "user.service", "user.User/CreateUser", jaeger.KindServer)
+		if srv.ParentSpanID != call.SpanID {
+			t.Error("the server span is not the client span's child")
+		}
+		insert := one(t, tr, "user.service", "INSERT users", jaeger.KindClient)
+		attrs(t, insert, map[string]string{"db.system.name": "sqlite", "db.collection.name": "users"})
+		send := one(t, tr, "user.service", "send user.created", jaeger.KindProducer)
+		if send.ParentSpanID != srv.SpanID {
+			t.Error("send user.created is not the server span's child")
+		}
+		attrs(t, send, map[string]string{"messaging.system": "nats", "messaging.destination.name": "user.created"})
+		process := one(t, tr, "order.service", "process user.created", jaeger.KindConsumer)
+		if process.ParentSpanID != send.SpanID || !slices.Contains(process.Links, send.SpanID) {
+			t.Errorf("process span: parent %s links %v, want the send span %s as both", process.ParentSpanID, process.Links, send.SpanID)
+		}
+		attrs(t, process, map[string]string{"messaging.operation.type": "process", "messaging.consumer.group.name": "order.service"})
+	})
+
+	t.Run("CreateOrder trace crosses order.service -> user.service", func(t *testing.T) {
+		tr, err := j.WaitTrace(ctx, steps[demo.CreateOrder].TraceID, func(tr *jaeger.Trace) bool {
+			return len(tr.Find("order.service", "INSERT orders", jaeger.KindClient)) == 1
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		noOrphans(t, tr)
+		srv := one(t, tr, "order.service", "order.Order/CreateOrder", jaeger.KindServer)
+		get := one(t, tr, "order.service", "user.User/GetUser", jaeger.KindClient)
+		getSrv := one(t, tr, "user.service", "user.User/GetUser", jaeger.KindServer)
+		if get.ParentSpanID != srv.SpanID || getSrv.ParentSpanID != get.SpanID {
+			t.Error("order.service -> user.service calls are not parent and child")
+		}
+	})
+
+	t.Run("the invalid call's trace carries an error", func(t *testing.T) {
+		tr, err := j.WaitTrace(ctx, steps[demo.CreateInvalidUser].TraceID, func(tr *jaeger.Trace) bool {
+			return len(tr.Find("user.service", "user.User/CreateUser", jaeger.KindServer)) == 1
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := one(t, tr, "user-client", "user.User/CreateUser", jaeger.KindClient)
+		if call.StatusCode != jaeger.StatusError {
+			t.Errorf("client span status %d, want error", call.StatusCode)
+		}
+		attrs(t, call, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
+	})
+
+	t.Run("make demo prints the trace tree from Jaeger", func(t *testing.T) {
+		cmd := exec.Command(bin, "-trace-tree")
+		cmd.Env = clientEnv(t)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("user-client -trace-tree: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "process user.created") || !strings.Contains(string(out), "read back from Jaeger") {
+			t.Errorf("no trace tree in the output:\n%s", out)
+		}
+	})
+
+	t.Run("stopped services leave Consul, and down leaves nothing running", func(t *testing.T) {
+		stack(t, "stop", "order-service", "user-service")
+		for _, svc := range []string{"user.service", "order.service"} {
+			var nodes []any
+			getJSON(t, consulURL+"/v1/catalog/service/"+svc, &nodes)
+			if len(nodes) != 0 {
+				t.Errorf("%s still has %d instances in Consul after it stopped", svc, len(nodes))
+			}
+		}
+		stack(t, "down")
+		stopped = true
+		for name, pid := range pids {
+			if alive(pid) {
+				t.Errorf("%s (pid %d) still runs after down", name, pid)
+			}
+		}
+		for _, port := range []string{"8500", "4222", "4317", "14317", "16686", "8081", "8082"} {
+			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+				c.Close()
+				t.Errorf("port %s still accepts connections after down", port)
+			}
+		}
+	})
+}
+
+func readPIDs(t *testing.T) map[string]int {
+	pids := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(root, "run", "*.pid"))
+	for _, f := range files {
+		var pid int
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Sscan(string(b), &pid)
+		pids[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
+	}
+	if len(pids) != 6 {
+		t.Fatalf("%d pid files, want 6: %v", len(pids), pids)
+	}
+	return pids
+}
+
+func alive(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return err == nil
+}
+
+func getJSON(t *testing.T, url string, into any) {
+	t.Helper()
+	rsp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	b, _ := io.ReadAll(rsp.Body)
+	if rsp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, rsp.Status, b)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+func one(t *testing.T, tr *jaeger.Trace, service, name string, kind int) jaeger.Span {
+	t.Helper()
+	found := tr.Find(service, name, kind)
+	if len(found) != 1 {
+		t.Fatalf("%s %q kind %d: found %d spans, want 1", service, name, kind, len(found))
+	}
+	return found[0]
+}
+
+func attrs(t *testing.T, s jaeger.Span, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if s.Attributes[k] != v {
+			t.Errorf("%s %q: %s = %q, want %q", s.Service, s.Name, k, s.Attributes[k], v)
+		}
+	}
+}
+
+func noOrphans(t *testing.T, tr *jaeger.Trace) {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, s := range tr.Spans {
+		ids[s.SpanID] = true
+	}
+	roots := 0
+	for _, s := range tr.Spans {
+		switch {
+		case s.ParentSpanID == "":
+			roots++
+		case !ids[s.ParentSpanID]:
+			t.Errorf("%s %q: parent %s is not in the trace", s.Service, s.Name, s.ParentSpanID)
+		}
+	}
+	if roots != 1 {
+		t.Errorf("%d root spans, want 1", roots)
+	}
+}
