@@ -16,6 +16,7 @@ import (
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/events"
@@ -26,6 +27,9 @@ import (
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
+
+// drainTimeout bounds how long a stopping service waits for the work in progress.
+const drainTimeout = 15 * time.Second
 
 // Deps is what a service needs from its surroundings.
 type Deps struct {
@@ -39,17 +43,27 @@ type Deps struct {
 	Address string
 }
 
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d
+}
+
 // Service is a runnable service.
 type Service struct {
-	micro micro.Service
-	db    *sql.DB
-	relay *events.Relay // nil for a service that emits no events
-	ready chan struct{}
-	stop  context.CancelFunc // makes micro's Run return
+	micro    micro.Service
+	db       *sql.DB
+	inflight *inflight
+	logger   *slog.Logger
+	relay    *events.Relay // nil for a service that emits no events
+	ready    chan struct{}
+	stop     context.CancelFunc // makes micro's Run return
 }
 
 // NewUserService builds user.service.
 func NewUserService(ctx context.Context, d Deps) (*Service, error) {
+	d = d.withDefaults()
 	db, err := store.Open(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, store.UserSchema)
 	if err != nil {
 		return nil, err
@@ -68,6 +82,7 @@ func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 // NewOrderService builds order.service, which also consumes user.created in a queue group so
 // that replicas share the events.
 func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
+	d = d.withDefaults()
 	db, err := store.Open(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, store.OrderSchema)
 	if err != nil {
 		return nil, err
@@ -88,7 +103,7 @@ func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 
 func newService(name string, d Deps, db *sql.DB) *Service {
 	runCtx, stop := context.WithCancel(context.Background())
-	s := &Service{db: db, ready: make(chan struct{}), stop: stop}
+	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
 	traced := []wrapper.Option{
 		wrapper.WithTracerProvider(d.Telemetry.TracerProvider),
 		wrapper.WithPropagators(d.Telemetry.Propagator),
@@ -109,14 +124,16 @@ func newService(name string, d Deps, db *sql.DB) *Service {
 		micro.RegisterTTL(30*time.Second),
 		micro.RegisterInterval(10*time.Second),
 		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
-		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),
-		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)),
+		// Tracing outermost, so that a request refused while draining is still traced.
+		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...), s.inflight.handlerWrapper),
+		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...), s.inflight.subscriberWrapper),
 		micro.AfterStart(func() error { close(s.ready); return nil }),
 	)
 	return s
 }
 
-// Ready is closed once the service is registered and serving.
+// Ready is closed once the service has started: it listens, and it has tried to register and
+// subscribe (go-micro only logs a failure there, and keeps retrying registration).
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Client is the service's traced go-micro client.
@@ -140,6 +157,9 @@ func (s *Service) Run(ctx context.Context) error {
 	err := s.micro.Run()
 	stopRelay()
 	<-relayDone
+	if !s.inflight.drain(drainTimeout) {
+		s.logger.Warn("closing the database with requests still in progress", "waited", drainTimeout.String())
+	}
 	if cerr := s.db.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("app: close database: %w", cerr))
 	}
@@ -156,7 +176,9 @@ func NewClient(reg registry.Registry, tel *telemetry.Telemetry) client.Client {
 }
 
 // newClient speaks protobuf: go-micro's default JSON codec encodes well-known types such as
-// Timestamp in a form its own decoder rejects.
+// Timestamp in a form its own decoder rejects. It has a selector of its own: by default every
+// client shares go-micro's global one, and setting a registry on one would change it for all.
 func newClient(opts ...client.Option) client.Client {
-	return client.NewClient(append([]client.Option{client.ContentType("application/protobuf")}, opts...)...)
+	base := []client.Option{client.ContentType("application/protobuf"), client.Selector(selector.NewSelector())}
+	return client.NewClient(append(base, opts...)...)
 }

@@ -1,7 +1,8 @@
 // Package events delivers the events services write to their outbox: right after the
 // transaction that wrote them commits, and again from a background relay, with backoff, for
 // any that could not be published then. Consumers deduplicate by event id, so the occasional
-// second delivery is harmless; an event is never dropped.
+// second delivery is harmless. An event leaves the outbox once the broker client accepts it;
+// with core NATS that is not an acknowledgement from a consumer (see the README's limits).
 package events
 
 import (

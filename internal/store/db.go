@@ -42,7 +42,8 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, schema stri
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
+	// A file: URI, so the path is escaped: '?', '#' and '%' in a folder name would break it.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 
 	db, err := otelsql.Open("sqlite", dsn,
 		otelsql.WithTracerProvider(tp),

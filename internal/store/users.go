@@ -67,7 +67,7 @@ func (s *Users) Create(ctx context.Context, u User, newEvent func(User) (Event, 
 		return enqueue(ctx, tx, ev)
 	})
 	if err != nil {
-		return User{}, Event{}, err
+		return User{}, Event{}, fmt.Errorf("store: create user: %w", err)
 	}
 	return u, ev, nil
 }
@@ -80,7 +80,10 @@ func (s *Users) Get(ctx context.Context, id int64) (User, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
-	return u, err
+	if err != nil {
+		return User{}, fmt.Errorf("store: get user: %w", err)
+	}
+	return u, nil
 }
 
 // List returns one page of users by id, and how many users there are.

@@ -15,6 +15,9 @@ import (
 // span each). It installs its per-attempt CallWrapper on the client it wraps.
 func NewClientWrapper(opts ...Option) client.Wrapper {
 	return func(c client.Client) client.Client {
+		if tc, ok := c.(*tracedClient); ok {
+			return tc // wrapping twice would trace every attempt twice
+		}
 		tc := &tracedClient{Client: c, cfg: newConfig(opts)}
 		// Init of the rpc client only appends the wrapper; it cannot fail.
 		_ = c.Init(client.WrapCall(tc.traceAttempt))
@@ -28,8 +31,16 @@ type tracedClient struct {
 	methods methods
 }
 
-// callState tells Call whether any attempt reached a node, and so started a span.
-type callState struct{ attempted atomic.Bool }
+// callState records whether a call's spans come from its attempts or, when no attempt reached
+// a node before the call gave up, from Call itself. go-micro returns on a timeout while an
+// attempt may still be selecting a node; the state makes sure only one side records a span.
+type callState struct{ v atomic.Int32 }
+
+const (
+	callPending   int32 = iota
+	callAttempted       // an attempt started a span; Call records nothing
+	callClosed          // Call recorded the failure; late attempts record nothing
+)
 
 type callStateKey struct{}
 
@@ -37,7 +48,7 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 	start := time.Now()
 	state := &callState{}
 	err := t.Client.Call(context.WithValue(ctx, callStateKey{}, state), req, rsp, opts...)
-	if err != nil && !state.attempted.Load() {
+	if err != nil && state.v.CompareAndSwap(callPending, callClosed) {
 		// No node was tried (service not found, deadline already passed): without this span
 		// the failure would be invisible in the trace.
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
@@ -54,8 +65,9 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 // at span start.
 func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-		if state, ok := ctx.Value(callStateKey{}).(*callState); ok {
-			state.attempted.Store(true)
+		if state, ok := ctx.Value(callStateKey{}).(*callState); ok &&
+			!state.v.CompareAndSwap(callPending, callAttempted) && state.v.Load() == callClosed {
+			return next(ctx, node, req, rsp, opts)
 		}
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
 		ctx, span := t.cfg.tracer.Start(ctx, m.name,

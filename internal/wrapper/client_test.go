@@ -145,7 +145,7 @@ func TestPublishSpanAndEventHeaders(t *testing.T) {
 		t.Errorf("span %q kind %v", s.Name(), s.SpanKind())
 	}
 	checkAttrs(t, s, map[attribute.Key]string{
-		"messaging.system": "memory", "messaging.operation.type": "send", "messaging.operation.name": "publish",
+		"messaging.system": "memory", "messaging.operation.type": "send", "messaging.operation.name": "send",
 		"messaging.destination.name": "user.created",
 	})
 	select {
@@ -161,4 +161,49 @@ func TestPublishSpanAndEventHeaders(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("event not delivered within 5s")
 	}
+}
+
+// go-micro returns from a timed-out Call while its attempt may still be choosing a node; the
+// call must still be one CLIENT span, not one from Call and a late one from the attempt.
+func TestTimedOutCallIsOneSpan(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	stub := &stubUsers{}
+	startUserServer(t, reg, stub)
+	attemptDone := make(chan struct{}, 1)
+	inner := client.NewClient(client.Registry(reg), client.ContentType("application/protobuf"),
+		// Outermost call wrapper: tells the test when the late attempt, traced or not, is over.
+		client.WrapCall(func(next client.CallFunc) client.CallFunc {
+			return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+				defer func() { attemptDone <- struct{}{} }()
+				return next(ctx, node, req, rsp, opts)
+			}
+		}))
+	opts, rec, _ := recorded()
+	users := userpb.NewUserService("user.service", NewClientWrapper(opts...)(inner))
+
+	// The attempt sleeps 300ms before choosing a node; the call gives up after 50ms.
+	_, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7},
+		client.WithRequestTimeout(50*time.Millisecond),
+		client.WithBackoff(func(context.Context, client.Request, int) (time.Duration, error) { return 300 * time.Millisecond, nil }))
+	if merrors.FromError(err).Code != 408 {
+		t.Fatalf("err = %v, want a 408 timeout", err)
+	}
+	select {
+	case <-attemptDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late attempt never ran")
+	}
+	s := onlySpan(t, rec)
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "408"})
+}
+
+func TestWrappingTwiceTracesOnce(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	startUserServer(t, reg, &stubUsers{})
+	opts, rec, _ := recorded()
+	c := NewClientWrapper(opts...)(newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	if _, err := userpb.NewUserService("user.service", c).GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
+		t.Fatal(err)
+	}
+	onlySpan(t, rec)
 }

@@ -135,7 +135,7 @@ func messagingAttrs(system, topic string, send bool) []attribute.KeyValue {
 		return []attribute.KeyValue{
 			semconv.MessagingSystemKey.String(system),
 			semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("publish"),
+			semconv.MessagingOperationName("send"),
 			semconv.MessagingDestinationName(topic),
 		}
 	}

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/server"
+)
+
+func TestDrainWaitsForWorkInProgressAndRefusesNew(t *testing.T) {
+	f := &inflight{name: "user.service"}
+	started, release := make(chan struct{}), make(chan struct{})
+	slow := f.handlerWrapper(func(context.Context, server.Request, interface{}) error {
+		close(started)
+		<-release
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- slow(context.Background(), nil, nil) }()
+	<-started
+
+	drained := make(chan bool, 1)
+	go func() { drained <- f.drain(10 * time.Second) }()
+	// Draining: new work is refused while the request in progress goes on.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := f.subscriberWrapper(func(context.Context, server.Message) error { return nil })(context.Background(), nil)
+		if err != nil && merrors.FromError(err).Code == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new work still accepted while draining: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-drained:
+		t.Fatal("drain returned while a request was in progress")
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !<-drained {
+		t.Error("drain reported a timeout")
+	}
+}
+
+func TestDrainGivesUp(t *testing.T) {
+	f := &inflight{name: "user.service"}
+	if !f.enter() {
+		t.Fatal("refused before draining")
+	}
+	if f.drain(10 * time.Millisecond) {
+		t.Error("drain reported success with work still in progress")
+	}
+	f.wg.Done() // lets drain's waiter finish
+}
