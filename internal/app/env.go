@@ -24,6 +24,7 @@ const (
 	EnvBrokerAddress   = "MICRO_BROKER_ADDRESS"   // default nats://127.0.0.1:4222
 	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
 	EnvDataDir         = "DATA_DIR"               // default ./data
+	EnvTracing         = "MICRO_TRACING"          // ours (default), plugin or none: for benchmarks
 )
 
 // DepsFromEnv builds a service's dependencies from the environment.
@@ -32,6 +33,10 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 	if err != nil {
 		return Deps{}, err
 	}
+	tracing := cmp.Or(os.Getenv(EnvTracing), TracingOurs)
+	if tracing != TracingOurs && tracing != TracingPlugin && tracing != TracingNone {
+		return Deps{}, fmt.Errorf("app: %s=%q: want %s, %s or %s", EnvTracing, tracing, TracingOurs, TracingPlugin, TracingNone)
+	}
 	return Deps{
 		Registry:  reg,
 		Broker:    NewNATSBroker(name, cmp.Or(os.Getenv(EnvBrokerAddress), "nats://127.0.0.1:4222")),
@@ -39,6 +44,7 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 		Logger:    logger,
 		DataDir:   cmp.Or(os.Getenv(EnvDataDir), "data"),
 		Address:   cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"),
+		Tracing:   tracing,
 	}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	otelplugin "github.com/go-micro/plugins/v4/wrapper/trace/opentelemetry"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
@@ -41,7 +42,17 @@ type Deps struct {
 	DataDir string
 	// Address is where the server listens, "127.0.0.1:0" for any free loopback port.
 	Address string
+	// Tracing chooses the wrappers: TracingOurs (default), or for benchmarks TracingPlugin
+	// (the go-micro plugins' wrapper) or TracingNone (no wrappers).
+	Tracing string
 }
+
+// The values of Deps.Tracing and MICRO_TRACING.
+const (
+	TracingOurs   = "ours"
+	TracingPlugin = "plugin"
+	TracingNone   = "none"
+)
 
 func (d Deps) withDefaults() Deps {
 	if d.Logger == nil {
@@ -104,13 +115,7 @@ func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 func newService(name string, d Deps, db *sql.DB) *Service {
 	runCtx, stop := context.WithCancel(context.Background())
 	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
-	traced := []wrapper.Option{
-		wrapper.WithTracerProvider(d.Telemetry.TracerProvider),
-		wrapper.WithPropagators(d.Telemetry.Propagator),
-		wrapper.WithMessagingSystem(d.Broker.String()),
-		wrapper.WithConsumerGroup(name),
-	}
-	s.micro = micro.NewService(
+	opts := []micro.Option{
 		// Server and Client first: they replace the objects every later option configures.
 		micro.Server(server.NewServer(server.Wait(nil))), // Wait: Stop lets in-flight requests finish
 		micro.Client(newClient()),
@@ -121,15 +126,44 @@ func newService(name string, d Deps, db *sql.DB) *Service {
 		micro.Broker(d.Broker),
 		micro.Registry(d.Registry),
 		// With a TTL, Consul expires a node that dies without deregistering.
-		micro.RegisterTTL(30*time.Second),
-		micro.RegisterInterval(10*time.Second),
-		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
-		// Tracing outermost, so that a request refused while draining is still traced.
-		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...), s.inflight.handlerWrapper),
-		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...), s.inflight.subscriberWrapper),
+		micro.RegisterTTL(30 * time.Second),
+		micro.RegisterInterval(10 * time.Second),
+	}
+	// Tracing outermost, so that a request refused while draining is still traced.
+	opts = append(opts, tracingOptions(name, d)...)
+	opts = append(opts,
+		micro.WrapHandler(s.inflight.handlerWrapper),
+		micro.WrapSubscriber(s.inflight.subscriberWrapper),
 		micro.AfterStart(func() error { close(s.ready); return nil }),
 	)
+	s.micro = micro.NewService(opts...)
 	return s
+}
+
+// tracingOptions installs the tracing wrappers d.Tracing names.
+func tracingOptions(name string, d Deps) []micro.Option {
+	switch d.Tracing {
+	case TracingNone:
+		return nil
+	case TracingPlugin:
+		tp := otelplugin.WithTraceProvider(d.Telemetry.TracerProvider)
+		return []micro.Option{
+			micro.WrapClient(otelplugin.NewClientWrapper(tp)),
+			micro.WrapHandler(otelplugin.NewHandlerWrapper(tp)),
+			micro.WrapSubscriber(otelplugin.NewSubscriberWrapper(tp)),
+		}
+	}
+	traced := []wrapper.Option{
+		wrapper.WithTracerProvider(d.Telemetry.TracerProvider),
+		wrapper.WithPropagators(d.Telemetry.Propagator),
+		wrapper.WithMessagingSystem(d.Broker.String()),
+		wrapper.WithConsumerGroup(name),
+	}
+	return []micro.Option{
+		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
+		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),
+		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)),
+	}
 }
 
 // Ready is closed once the service has started: it listens, and it has tried to register and
@@ -172,7 +206,13 @@ func NewClient(reg registry.Registry, tel *telemetry.Telemetry) client.Client {
 	return wrapper.NewClientWrapper(
 		wrapper.WithTracerProvider(tel.TracerProvider),
 		wrapper.WithPropagators(tel.Propagator),
-	)(newClient(client.Registry(reg)))
+	)(NewUntracedClient(reg))
+}
+
+// NewUntracedClient returns a go-micro client without tracing, as the load generator uses so
+// that the services' own sampling decides what is traced.
+func NewUntracedClient(reg registry.Registry) client.Client {
+	return newClient(client.Registry(reg))
 }
 
 // newClient speaks protobuf: go-micro's default JSON codec encodes well-known types such as
