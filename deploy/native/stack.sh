@@ -33,7 +33,7 @@ health() {
 	jaeger) curl -sf http://127.0.0.1:13134/status >/dev/null 2>&1 ;;
 	otelcol) curl -sf http://127.0.0.1:13133/ >/dev/null 2>&1 ;;
 	user-service) registered user.service ;;
-	order-service) registered order.service ;;
+	order-service) registered order.service && subscribed user.created ;;
 	esac
 }
 
@@ -41,6 +41,14 @@ health() {
 registered() {
 	local n
 	n=$(curl -sf "http://$consul_http/v1/health/service/$1?passing=true" 2>/dev/null | jq length 2>/dev/null) || return 1
+	[ "${n:-0}" -gt 0 ]
+}
+
+# subscribed SUBJECT succeeds when a client of NATS subscribes to SUBJECT: with core NATS an
+# event published before that is lost.
+subscribed() {
+	local n
+	n=$(curl -sf "http://127.0.0.1:8222/subsz?subs=1&test=$1" 2>/dev/null | jq .total 2>/dev/null) || return 1
 	[ "${n:-0}" -gt 0 ]
 }
 

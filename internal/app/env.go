@@ -25,6 +25,7 @@ const (
 	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
 	EnvDataDir         = "DATA_DIR"               // default ./data
 	EnvTracing         = "MICRO_TRACING"          // ours (default), plugin or none: for benchmarks
+	EnvPprofAddress    = "PPROF_ADDR"             // unset (default): no profiling endpoint
 )
 
 // DepsFromEnv builds a service's dependencies from the environment.

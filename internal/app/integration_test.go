@@ -77,6 +77,8 @@ func startStack(t *testing.T) *stack {
 		}
 		done = append(done, ch)
 	}
+	// order.service is subscribed only once NATS has its SUB; events before that are lost.
+	testenv.WaitForSubscriber(t, ns, "user.created")
 	s.stop = func() {
 		cancel()
 		for _, ch := range done {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only when PPROF_ADDR is set
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +28,9 @@ func Main(name string, build func(context.Context, Deps) (*Service, error)) int 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if addr := os.Getenv(EnvPprofAddress); addr != "" {
+		go servePprof(addr, logger)
+	}
 	tel, err := telemetry.Setup(ctx, name)
 	if err != nil {
 		logger.Error("telemetry set-up failed", "error", err)
@@ -56,6 +61,14 @@ func run(ctx context.Context, name string, tel *telemetry.Telemetry, logger *slo
 	}
 	logger.Info("stopped cleanly")
 	return 0
+}
+
+// servePprof serves net/http/pprof on addr, for profiling a service under load.
+func servePprof(addr string, logger *slog.Logger) {
+	logger.Info("pprof listening", "address", addr)
+	if err := http.ListenAndServe(addr, nil); err != nil {
+		logger.Error("pprof stopped", "error", err)
+	}
 }
 
 // healthcheck reports whether something accepts connections on the service's listen address.

@@ -55,10 +55,11 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, schema stri
 			OmitConnResetSession: true,
 			OmitConnPrepare:      true,
 			OmitRows:             true,
-			// Database work outside any trace (schema set-up, the outbox poller finding
-			// nothing to do) would otherwise be a flood of one-span root traces.
+			// Only inside a sampled trace: database work outside any trace (schema set-up, the
+			// outbox poller finding nothing to do) would be a flood of one-span root traces, and
+			// under an unsampled parent a span is work that is never exported.
 			SpanFilter: func(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
-				return trace.SpanContextFromContext(ctx).IsValid()
+				return trace.SpanContextFromContext(ctx).IsSampled()
 			},
 		}),
 	)

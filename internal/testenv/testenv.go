@@ -26,3 +26,20 @@ func StartNATS(t testing.TB) *natsserver.Server {
 	})
 	return ns
 }
+
+// WaitForSubscriber polls until some client of ns subscribes to subject: with core NATS a
+// message published before that is dropped.
+func WaitForSubscriber(t testing.TB, ns *natsserver.Server, subject string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sz, err := ns.Subsz(&natsserver.SubszOptions{Subscriptions: true, Test: subject})
+		if err == nil && sz.Total > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no subscriber to %s within 10s (%v)", subject, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -41,7 +41,7 @@ func inboundMetadata() metadata.Metadata {
 }
 
 func BenchmarkHandler(b *testing.B) {
-	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{Id: 1}}
+	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{Id: 1}, header: inboundMetadata()}
 	ok := func(context.Context, server.Request, interface{}) error { return nil }
 	ctx := metadata.NewContext(context.Background(), inboundMetadata())
 	b.Run("no-wrapper", func(b *testing.B) {

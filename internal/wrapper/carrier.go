@@ -16,9 +16,16 @@ import (
 // case variant of its key.
 type MetadataCarrier map[string]string
 
+// canonical is the form go-micro's HTTP transport gives the W3C keys, looked up before
+// scanning every key.
+var canonical = map[string]string{"traceparent": "Traceparent", "tracestate": "Tracestate", "baggage": "Baggage"}
+
 // Get returns the value of key, whatever the case of the stored key.
 func (c MetadataCarrier) Get(key string) string {
 	if v, ok := c[key]; ok {
+		return v
+	}
+	if v, ok := c[canonical[key]]; ok {
 		return v
 	}
 	for k, v := range c {

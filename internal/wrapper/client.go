@@ -29,6 +29,8 @@ type tracedClient struct {
 	client.Client
 	cfg     *config
 	methods methods
+	nodes   optionCache // server.address and server.port by node address
+	topics  optionCache // messaging attributes by topic
 }
 
 // callState records whether a call's spans come from its attempts or, when no attempt reached
@@ -52,10 +54,7 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 		// No node was tried (service not found, deadline already passed): without this span
 		// the failure would be invisible in the trace.
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
-		_, span := t.cfg.tracer.Start(ctx, m.name,
-			trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithTimestamp(start),
-			trace.WithAttributes(m.attrs...))
+		_, span := t.cfg.tracer.Start(ctx, m.name, kindClient, trace.WithTimestamp(start), m.attrs)
 		endRPC(span, err, false)
 	}
 	return err
@@ -70,10 +69,7 @@ func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 			return next(ctx, node, req, rsp, opts)
 		}
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
-		ctx, span := t.cfg.tracer.Start(ctx, m.name,
-			trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(m.attrs...),
-			trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, node.Address)...))
+		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, t.nodes.get(node.Address, serverAddress))
 		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
 		endRPC(span, err, false)
 		return err
@@ -86,10 +82,15 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 		system = t.Options().Broker.String()
 	}
 	topic := msg.Topic()
-	ctx, span := t.cfg.tracer.Start(ctx, "send "+topic,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(messagingAttrs(system, topic, true)...))
+	attrs := t.topics.get(topic, func(topic string) trace.SpanStartOption {
+		return trace.WithAttributes(messagingAttrs(system, topic, true)...)
+	})
+	ctx, span := t.cfg.tracer.Start(ctx, "send "+topic, kindProducer, attrs)
 	err := t.Client.Publish(t.cfg.outgoingEvent(ctx), msg, opts...)
 	endMessaging(span, err)
 	return err
+}
+
+func serverAddress(hostport string) trace.SpanStartOption {
+	return trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, hostport)...)
 }

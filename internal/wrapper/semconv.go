@@ -18,10 +18,18 @@ import (
 // rpcSystem is the custom rpc.system.name for go-micro's RPC protocol.
 var rpcSystem = semconv.RPCSystemNameKey.String("go_micro")
 
+// Span kinds as start options, built once.
+var (
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+	kindServer   = trace.WithSpanKind(trace.SpanKindServer)
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+)
+
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
-	name  string // span name and rpc.method: "user.User/CreateUser"
-	attrs []attribute.KeyValue
+	name  string                // span name and rpc.method: "user.User/CreateUser"
+	attrs trace.SpanStartOption // rpc.system.name and rpc.method
 }
 
 type methodKey struct{ service, endpoint string }
@@ -42,7 +50,7 @@ func (ms *methods) lookup(service, endpoint string, body any) *method {
 		return m
 	}
 	name := rpcMethod(endpoint, body)
-	m = &method{name: name, attrs: []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}}
+	m = &method{name: name, attrs: trace.WithAttributes(rpcSystem, semconv.RPCMethod(name))}
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -50,6 +58,33 @@ func (ms *methods) lookup(service, endpoint string, body any) *method {
 	ms.m[key] = m
 	ms.mu.Unlock()
 	return m
+}
+
+// optionCache keeps start options derived from a string (a node address, a topic), so that
+// the hot path neither parses nor allocates. Keys come from the registry and the code, but a
+// long-running client sees nodes come and go, so the cache starts over past a bound.
+type optionCache struct {
+	mu sync.RWMutex
+	m  map[string]trace.SpanStartOption
+}
+
+const optionCacheSize = 1024
+
+func (c *optionCache) get(key string, build func(string) trace.SpanStartOption) trace.SpanStartOption {
+	c.mu.RLock()
+	o, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok {
+		return o
+	}
+	o = build(key)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= optionCacheSize {
+		c.m = make(map[string]trace.SpanStartOption)
+	}
+	c.m[key] = o
+	c.mu.Unlock()
+	return o
 }
 
 // rpcMethod turns a go-micro endpoint ("User.CreateUser") into the fully qualified method of

@@ -19,14 +19,16 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 	ms := &methods{}
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			// The server stores the transport headers plus "Local" and "Remote" in the context.
-			md, _ := metadata.FromContext(ctx)
+			// The request's own header map holds the trace context: no copy of the metadata.
 			m := ms.lookup(req.Service(), req.Endpoint(), req.Body())
-			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, md), m.name,
-				trace.WithSpanKind(trace.SpanKindServer),
-				trace.WithAttributes(m.attrs...),
-				trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, md["Local"])...),
-				trace.WithAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, md["Remote"])...))
+			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, req.Header()), m.name, kindServer, m.attrs)
+			if span.IsRecording() {
+				// Only the context's metadata has the addresses ("Local", "Remote"), and reading
+				// it copies the map: unsampled requests skip that.
+				md, _ := metadata.FromContext(ctx)
+				span.SetAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, md["Local"])...)
+				span.SetAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, md["Remote"])...)
+			}
 			defer endOnPanic(span)
 			err := next(ctx, req, rsp)
 			endRPC(span, err, true)
@@ -42,18 +44,23 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 	if cfg.messagingSystem == "" {
 		cfg.messagingSystem = broker.DefaultBroker.String()
 	}
+	topics := &optionCache{}
 	return func(next server.SubscriberFunc) server.SubscriberFunc {
 		return func(ctx context.Context, msg server.Message) error {
 			header := msg.Header()
 			ctx = cfg.incoming(ctx, header)
-			attrs := messagingAttrs(cfg.messagingSystem, msg.Topic(), false)
+			attrs := topics.get(msg.Topic(), func(topic string) trace.SpanStartOption {
+				a := messagingAttrs(cfg.messagingSystem, topic, false)
+				if cfg.consumerGroup != "" {
+					a = append(a, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
+				}
+				return trace.WithAttributes(a...)
+			})
+			startOpts := make([]trace.SpanStartOption, 0, 5)
+			startOpts = append(startOpts, kindConsumer, attrs)
 			if id := MetadataCarrier(header).Get(headers.ID); id != "" {
-				attrs = append(attrs, semconv.MessagingMessageID(id))
+				startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
 			}
-			if cfg.consumerGroup != "" {
-				attrs = append(attrs, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
-			}
-			startOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
 			if producer := trace.SpanContextFromContext(ctx); producer.IsValid() {
 				startOpts = append(startOpts, trace.WithLinks(trace.Link{SpanContext: producer}))
 			}

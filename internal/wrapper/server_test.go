@@ -16,7 +16,12 @@ import (
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
-// inbound is a handler context as go-micro's server builds it.
+// inboundHeader is a request's transport headers as go-micro's HTTP transport delivers them.
+func inboundHeader() map[string]string {
+	return map[string]string{"Traceparent": remoteTraceparent, "Content-Type": "application/protobuf"}
+}
+
+// inbound is a handler context as go-micro's server builds it: the headers plus the addresses.
 func inbound() context.Context {
 	return metadata.NewContext(context.Background(), metadata.Metadata{
 		"Traceparent": remoteTraceparent,
@@ -32,7 +37,7 @@ func TestHandlerSpanFollowsRPCConventions(t *testing.T) {
 		inHandler = trace.SpanContextFromContext(ctx)
 		return nil
 	})
-	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{}}
+	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{}, header: inboundHeader()}
 	if err := h(inbound(), req, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +79,7 @@ func TestHandlerSpanRecordsErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts, rec, _ := recorded()
 			h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return tc.err })
-			err := h(inbound(), fakeRequest{service: "user.service", endpoint: "User.CreateUser", body: &userpb.CreateUserRequest{}}, nil)
+			err := h(inbound(), fakeRequest{service: "user.service", endpoint: "User.CreateUser", body: &userpb.CreateUserRequest{}, header: inboundHeader()}, nil)
 			if err != tc.err {
 				t.Fatalf("wrapper changed the error: %v", err)
 			}

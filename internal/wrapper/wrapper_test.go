@@ -69,13 +69,14 @@ const remoteTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 type fakeRequest struct {
 	service, endpoint string
 	body              any
+	header            map[string]string // the transport headers, as go-micro's request has them
 }
 
 func (r fakeRequest) Service() string           { return r.service }
 func (r fakeRequest) Method() string            { return r.endpoint }
 func (r fakeRequest) Endpoint() string          { return r.endpoint }
 func (r fakeRequest) ContentType() string       { return "application/protobuf" }
-func (r fakeRequest) Header() map[string]string { return nil }
+func (r fakeRequest) Header() map[string]string { return r.header }
 func (r fakeRequest) Body() interface{}         { return r.body }
 func (r fakeRequest) Read() ([]byte, error)     { return nil, nil }
 func (r fakeRequest) Codec() codec.Reader       { return nil }
