@@ -41,6 +41,7 @@ func run() int {
 	flag.DurationVar(&cfg.Duration, "d", 15*time.Second, "measured time")
 	flag.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "unmeasured time before it")
 	flag.IntVar(&cfg.Users, "users", 200, "users created up front for GetUser")
+	flag.DurationVar(&cfg.AttemptTimeout, "attempt-timeout", time.Second, "bound on one attempt before go-micro retries it (0: go-micro's 5s)")
 	flag.StringVar(&pids, "pids", "", "comma-separated pids of the server processes to measure")
 	flag.StringVar(&cfg.Label, "label", "", "label of the result, e.g. the tracing mode")
 	flag.IntVar(&cfg.Round, "round", 0, "round of the result")

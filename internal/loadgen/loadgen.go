@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"go-micro.dev/v4/client"
 
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -31,8 +32,12 @@ type Config struct {
 	Duration    time.Duration // the measured window
 	Users       int           // users created up front for GetUser to read
 	PIDs        []int         // server processes whose CPU and memory are measured
-	Label       string        // copied to the result, e.g. the tracing mode
-	Round       int           // copied to the result
+	// AttemptTimeout bounds one attempt (go-micro's ConnectionTimeout, 5 s by default). go-micro
+	// now and then gets no answer to an attempt on a pooled connection and retries only after
+	// this timeout; a short one keeps such a loss from idling a caller for seconds.
+	AttemptTimeout time.Duration
+	Label          string // copied to the result, e.g. the tracing mode
+	Round          int    // copied to the result
 }
 
 // Result is what one measurement found. Latencies are in milliseconds.
@@ -100,10 +105,14 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 func caller(ctx context.Context, users userpb.UserService, cfg Config) (func(context.Context) error, error) {
 	prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var n atomic.Int64
+	var opts []client.CallOption
+	if cfg.AttemptTimeout > 0 {
+		opts = append(opts, func(o *client.CallOptions) { o.ConnectionTimeout = cfg.AttemptTimeout })
+	}
 	create := func(ctx context.Context) (int64, error) {
 		rsp, err := users.CreateUser(ctx, &userpb.CreateUserRequest{
 			Name: "Load Test", Email: fmt.Sprintf("load-%s-%d@example.com", prefix, n.Add(1)),
-		})
+		}, opts...)
 		return rsp.GetUser().GetId(), err
 	}
 	switch cfg.Method {
@@ -119,7 +128,7 @@ func caller(ctx context.Context, users userpb.UserService, cfg Config) (func(con
 			ids = append(ids, id)
 		}
 		return func(ctx context.Context) error {
-			_, err := users.GetUser(ctx, &userpb.GetUserRequest{Id: ids[rand.IntN(len(ids))]})
+			_, err := users.GetUser(ctx, &userpb.GetUserRequest{Id: ids[rand.IntN(len(ids))]}, opts...)
 			return err
 		}, nil
 	}
