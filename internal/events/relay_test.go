@@ -2,49 +2,20 @@ package events
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"go-micro.dev/v4/client"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/testenv"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
-
-// publisher fails while failing is set and records the trace context of each publication.
-type publisher struct {
-	mu      sync.Mutex
-	failing bool
-	sent    []trace.SpanContext
-}
-
-func (p *publisher) NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message {
-	return client.NewMessage(topic, msg, opts...)
-}
-
-func (p *publisher) Publish(ctx context.Context, _ client.Message, _ ...client.PublishOption) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.failing {
-		return errors.New("nats: connection closed")
-	}
-	p.sent = append(p.sent, trace.SpanContextFromContext(ctx))
-	return nil
-}
-
-func (p *publisher) sentCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.sent)
-}
 
 func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
 	ctx := context.Background()
@@ -54,7 +25,8 @@ func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
 	}
 	defer db.Close()
 	outbox := store.NewOutbox(db)
-	pub := &publisher{failing: true}
+	pub := &testenv.Publisher{}
+	pub.SetFailing(true)
 	r := NewRelay(outbox, pub, propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.Grace = 0
 
@@ -75,15 +47,13 @@ func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
 		t.Fatal("Deliver reported success while the broker is down")
 	}
 	r.pass(ctx) // not due yet: the failed attempt set a backoff
-	if pending, _ := outbox.Pending(ctx); pending != 1 || pub.sentCount() != 0 {
-		t.Fatalf("pending %d, sent %d after a failed attempt", pending, pub.sentCount())
+	if pending, _ := outbox.Pending(ctx); pending != 1 || len(pub.Sent()) != 0 {
+		t.Fatalf("pending %d, sent %d after a failed attempt", pending, len(pub.Sent()))
 	}
 
-	pub.mu.Lock()
-	pub.failing = false
-	pub.mu.Unlock()
+	pub.SetFailing(false)
 	deadline := time.Now().Add(5 * time.Second)
-	for pub.sentCount() == 0 {
+	for len(pub.Sent()) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the relay did not publish the event within 5s")
 		}
@@ -93,12 +63,12 @@ func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
 	if pending, _ := outbox.Pending(ctx); pending != 0 {
 		t.Errorf("pending %d after publishing", pending)
 	}
-	if got := pub.sent[0]; got.TraceID() != tid || got.SpanID() != sid {
+	if got := pub.Sent()[0]; got.TraceID() != tid || got.SpanID() != sid {
 		t.Errorf("published in %v, want the request's trace %s/%s", got, tid, sid)
 	}
 	r.pass(ctx)
-	if pub.sentCount() != 1 {
-		t.Errorf("a sent event was published again: %d", pub.sentCount())
+	if n := len(pub.Sent()); n != 1 {
+		t.Errorf("a sent event was published again: %d", n)
 	}
 }
 

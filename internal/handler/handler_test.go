@@ -3,12 +3,10 @@ package handler
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"go-micro.dev/v4/client"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/events"
 	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/testenv"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -43,34 +42,13 @@ func count(t *testing.T, db *sql.DB, table string) int {
 	return n
 }
 
-// publisher records publications, or fails them all while failing is set.
-type publisher struct {
-	mu        sync.Mutex
-	failing   bool
-	published []string
-}
-
-func (p *publisher) NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message {
-	return client.NewMessage(topic, msg, opts...)
-}
-
-func (p *publisher) Publish(_ context.Context, msg client.Message, _ ...client.PublishOption) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.failing {
-		return errors.New("nats: connection closed")
-	}
-	p.published = append(p.published, msg.Topic())
-	return nil
-}
-
 type noOrders struct{}
 
 func (noOrders) CountOrders(context.Context, *orderpb.CountOrdersRequest, ...client.CallOption) (*orderpb.CountOrdersResponse, error) {
 	return nil, merrors.InternalServerError("go.micro.client", "service order.service: not found")
 }
 
-func newUserHandler(t *testing.T, pub *publisher) (*User, *sql.DB) {
+func newUserHandler(t *testing.T, pub *testenv.Publisher) (*User, *sql.DB) {
 	db := openDB(t, "user.db", store.UserSchema)
 	relay := events.NewRelay(store.NewOutbox(db), pub, propagation.TraceContext{}, discard)
 	return NewUser(store.NewUsers(db), noOrders{}, relay, discard), db
@@ -84,7 +62,7 @@ func code(err error) int32 {
 }
 
 func TestCreateUserRejectsBadInputAndWritesNothing(t *testing.T) {
-	h, db := newUserHandler(t, &publisher{})
+	h, db := newUserHandler(t, &testenv.Publisher{})
 	valid := func(mod func(*userpb.CreateUserRequest)) *userpb.CreateUserRequest {
 		r := &userpb.CreateUserRequest{Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0018"}
 		mod(r)
@@ -130,7 +108,7 @@ func TestCreateUserRejectsBadInputAndWritesNothing(t *testing.T) {
 }
 
 func TestCreateUserDuplicateEmailIsConflict(t *testing.T) {
-	pub := &publisher{}
+	pub := &testenv.Publisher{}
 	h, db := newUserHandler(t, pub)
 	ctx := context.Background()
 	if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, &userpb.CreateUserResponse{}); err != nil {
@@ -143,13 +121,14 @@ func TestCreateUserDuplicateEmailIsConflict(t *testing.T) {
 	if u, o := count(t, db, "users"), count(t, db, "outbox"); u != 1 || o != 1 {
 		t.Errorf("%d users and %d events, want 1 and 1", u, o)
 	}
-	if len(pub.published) != 1 {
-		t.Errorf("%d events published, want 1", len(pub.published))
+	if n := len(pub.Sent()); n != 1 {
+		t.Errorf("%d events published, want 1", n)
 	}
 }
 
 func TestCreateUserKeepsEventWhenPublishFails(t *testing.T) {
-	pub := &publisher{failing: true}
+	pub := &testenv.Publisher{}
+	pub.SetFailing(true)
 	h, db := newUserHandler(t, pub)
 	rsp := &userpb.CreateUserResponse{}
 	if err := h.CreateUser(context.Background(), &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, rsp); err != nil {
@@ -162,7 +141,7 @@ func TestCreateUserKeepsEventWhenPublishFails(t *testing.T) {
 }
 
 func TestGetUserWithoutOrderServiceStillAnswers(t *testing.T) {
-	h, _ := newUserHandler(t, &publisher{})
+	h, _ := newUserHandler(t, &testenv.Publisher{})
 	ctx := context.Background()
 	created := &userpb.CreateUserResponse{}
 	if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, created); err != nil {
@@ -186,7 +165,7 @@ func TestGetUserWithoutOrderServiceStillAnswers(t *testing.T) {
 }
 
 func TestListUsersPaging(t *testing.T) {
-	h, _ := newUserHandler(t, &publisher{})
+	h, _ := newUserHandler(t, &testenv.Publisher{})
 	ctx := context.Background()
 	for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 		if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "N", Email: e}, &userpb.CreateUserResponse{}); err != nil {

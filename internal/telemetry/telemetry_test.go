@@ -8,12 +8,26 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
-func serviceName(t *testing.T, tel *Telemetry, rec *tracetest.SpanRecorder) string {
+// recordOne builds the SDK for user.service over a recorder, under the current environment, and
+// ends one span with it.
+func recordOne(t *testing.T) (*Telemetry, trace.Span, *tracetest.SpanRecorder) {
 	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
 	span.End()
+	return tel, span, rec
+}
+
+func serviceName(t *testing.T) string {
+	t.Helper()
+	_, _, rec := recordOne(t)
 	ended := rec.Ended()
 	if len(ended) != 1 {
 		t.Fatalf("%d spans recorded", len(ended))
@@ -24,49 +38,25 @@ func serviceName(t *testing.T, tel *Telemetry, rec *tracetest.SpanRecorder) stri
 
 func TestServiceNameDefaultsAndEnvironmentWins(t *testing.T) {
 	t.Setenv("OTEL_SERVICE_NAME", "")
-	rec := tracetest.NewSpanRecorder()
-	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := serviceName(t, tel, rec); got != "user.service" {
+	if got := serviceName(t); got != "user.service" {
 		t.Errorf("service.name = %q, want the default", got)
 	}
-
 	t.Setenv("OTEL_SERVICE_NAME", "users-eu")
-	rec = tracetest.NewSpanRecorder()
-	tel, err = New(context.Background(), "user.service", WithSpanProcessor(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := serviceName(t, tel, rec); got != "users-eu" {
+	if got := serviceName(t); got != "users-eu" {
 		t.Errorf("service.name = %q, want OTEL_SERVICE_NAME", got)
 	}
 }
 
 func TestSamplerComesFromTheEnvironment(t *testing.T) {
 	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
-	rec := tracetest.NewSpanRecorder()
-	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
-	span.End()
-	if span.SpanContext().IsSampled() || len(rec.Ended()) != 0 {
+	if _, span, rec := recordOne(t); span.SpanContext().IsSampled() || len(rec.Ended()) != 0 {
 		t.Error("always_off sampled a span")
 	}
 }
 
 func TestSDKDisabled(t *testing.T) {
 	t.Setenv("OTEL_SDK_DISABLED", "true")
-	rec := tracetest.NewSpanRecorder()
-	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
-	span.End()
+	tel, span, rec := recordOne(t)
 	if span.IsRecording() || len(rec.Ended()) != 0 {
 		t.Error("a disabled SDK recorded a span")
 	}

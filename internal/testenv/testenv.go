@@ -1,11 +1,18 @@
-// Package testenv starts the real servers tests need, in process and on loopback.
+// Package testenv starts the real servers tests need, in process and on loopback, and holds
+// the stand-ins and look-ups tests share.
 package testenv
 
 import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go-micro.dev/v4/client"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // StartNATS runs a NATS server on a free loopback port until the test ends.
@@ -42,4 +49,42 @@ func WaitForSubscriber(t testing.TB, ns *natsserver.Server, subject string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Publisher stands in for a go-micro client's publishing: it records the trace context of each
+// publication, or fails them all while Failing is set.
+type Publisher struct {
+	mu      sync.Mutex
+	failing bool
+	sent    []trace.SpanContext
+}
+
+// SetFailing makes every publication fail (true) or succeed (false).
+func (p *Publisher) SetFailing(failing bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failing = failing
+}
+
+// Sent returns the trace contexts of the successful publications so far.
+func (p *Publisher) Sent() []trace.SpanContext {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.sent)
+}
+
+// NewMessage builds a message as go-micro's client does.
+func (p *Publisher) NewMessage(topic string, msg interface{}, opts ...client.MessageOption) client.Message {
+	return client.NewMessage(topic, msg, opts...)
+}
+
+// Publish records the publication, or fails.
+func (p *Publisher) Publish(ctx context.Context, _ client.Message, _ ...client.PublishOption) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failing {
+		return errors.New("nats: connection closed")
+	}
+	p.sent = append(p.sent, trace.SpanContextFromContext(ctx))
+	return nil
 }
