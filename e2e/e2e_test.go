@@ -194,6 +194,41 @@ func TestNativeStack(t *testing.T) {
 		attrs(t, call, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
 	})
 
+	t.Run("the collector exposes span-derived and SDK metrics of both services", func(t *testing.T) {
+		both := []string{"user.service", "order.service"}
+		want := []struct {
+			prefix string // of the sample line
+			jobs   []string
+		}{
+			{`traces_span_metrics_calls_total{`, both}, // derived from spans by the collector
+			{`rpc_server_call_duration_seconds_count{`, both},
+			{`rpc_client_call_duration_seconds_count{`, both},
+			{`db_client_operation_duration_seconds_count{`, both},
+			{`go_goroutine_count{`, both},
+			{`messaging_client_sent_messages_total{`, []string{"user.service"}},
+			{`messaging_process_duration_seconds_count{`, []string{"order.service"}},
+		}
+		deadline := time.Now().Add(30 * time.Second) // services export every 5 s (stack.env)
+		for {
+			body := get(t, "http://127.0.0.1:8889/metrics")
+			var missing []string
+			for _, w := range want {
+				for _, job := range w.jobs {
+					if !hasLine(body, w.prefix, `job="`+job+`"`) {
+						missing = append(missing, w.prefix+job)
+					}
+				}
+			}
+			if len(missing) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("missing from the collector's Prometheus endpoint: %v", missing)
+			}
+			time.Sleep(time.Second)
+		}
+	})
+
 	t.Run("make demo prints the trace tree from Jaeger", func(t *testing.T) {
 		cmd := exec.Command(bin, "-trace-tree")
 		cmd.Env = clientEnv(t)
@@ -229,6 +264,31 @@ func TestNativeStack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// hasLine reports whether a Prometheus exposition has a sample line starting with prefix and
+// holding label.
+func hasLine(body, prefix, label string) bool {
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, prefix) && strings.Contains(line, label) {
+			return true
+		}
+	}
+	return false
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	rsp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	b, err := io.ReadAll(rsp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func readPIDs(t *testing.T) map[string]int {

@@ -13,6 +13,8 @@ import (
 	"go-micro.dev/v4/registry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -37,6 +39,7 @@ const (
 // its own tracer provider feeding one recorder.
 type stack struct {
 	recorder *tracetest.SpanRecorder
+	metrics  map[string]*sdkmetric.ManualReader // by service
 	registry registry.Registry
 	dataDir  string
 	stop     func()
@@ -45,7 +48,8 @@ type stack struct {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
-	s := &stack{recorder: tracetest.NewSpanRecorder(), registry: registry.NewMemoryRegistry(), dataDir: t.TempDir()}
+	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
+		registry: registry.NewMemoryRegistry(), dataDir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -102,7 +106,9 @@ func startStack(t *testing.T) *stack {
 
 func (s *stack) telemetry(t *testing.T, service string) *telemetry.Telemetry {
 	t.Helper()
-	tel, err := telemetry.New(context.Background(), service, telemetry.WithSpanProcessor(s.recorder))
+	s.metrics[service] = sdkmetric.NewManualReader()
+	tel, err := telemetry.New(context.Background(), service,
+		telemetry.WithSpanProcessor(s.recorder), telemetry.WithMetricReader(s.metrics[service]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +274,33 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("the demo's baggage reaches every span, through RPC and NATS", func(t *testing.T) {
+		for _, sp := range spans {
+			if v, _ := testenv.Attr(sp, demo.SessionKey); v.AsString() != runID {
+				t.Errorf("%s %q: %s = %q, want %q", testenv.Service(sp), sp.Name(), demo.SessionKey, v.AsString(), runID)
+			}
+		}
+	})
+
+	t.Run("RED metrics from both services", func(t *testing.T) {
+		for _, want := range []struct {
+			service, metric, attr, value string
+			atLeast                      int64
+		}{
+			{userSvc, "rpc.server.call.duration", "rpc.method", "user.User/CreateUser", 3},
+			{userSvc, "rpc.client.call.duration", "rpc.method", "order.Order/CountOrders", 3},
+			{userSvc, "messaging.client.sent.messages", "messaging.destination.name", "user.created", 2},
+			{orderSvc, "rpc.server.call.duration", "rpc.method", "order.Order/CreateOrder", 2},
+			{orderSvc, "messaging.process.duration", "messaging.destination.name", "user.created", 2},
+			{clientSvc, "rpc.client.call.duration", "rpc.method", "user.User/CreateUser", 3},
+			{userSvc, "db.client.operation.duration", "db.system.name", "sqlite", 1},
+		} {
+			if got := testenv.MetricCount(t, s.metrics[want.service], want.metric, want.attr, want.value); got < want.atLeast {
+				t.Errorf("%s %s{%s=%s}: %d measurements, want at least %d", want.service, want.metric, want.attr, want.value, got, want.atLeast)
+			}
+		}
+	})
+
 	t.Run("no personal data in any span", func(t *testing.T) {
 		for _, sp := range spans {
 			for _, text := range spanText(sp) {
@@ -281,7 +314,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	})
 
 	t.Run("each user got exactly one order account", func(t *testing.T) {
-		db, err := store.Open(context.Background(), filepath.Join(s.dataDir, "order.db"), noop.NewTracerProvider(), store.OrderSchema)
+		db, err := store.Open(context.Background(), filepath.Join(s.dataDir, "order.db"), noop.NewTracerProvider(), metricnoop.NewMeterProvider(), store.OrderSchema)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,7 @@ func Main(name string, build func(context.Context, Deps) (*Service, error)) int 
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return healthcheck(cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"))
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", name)
+	logger := telemetry.NewLogger(os.Stderr, name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

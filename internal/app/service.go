@@ -75,7 +75,7 @@ type Service struct {
 // NewUserService builds user.service.
 func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.Open(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, store.UserSchema)
+	db, err := store.Open(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.UserSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 // that replicas share the events.
 func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.Open(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, store.OrderSchema)
+	db, err := store.Open(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.OrderSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +155,7 @@ func tracingOptions(name string, d Deps) []micro.Option {
 	}
 	traced := []wrapper.Option{
 		wrapper.WithTracerProvider(d.Telemetry.TracerProvider),
+		wrapper.WithMeterProvider(d.Telemetry.MeterProvider),
 		wrapper.WithPropagators(d.Telemetry.Propagator),
 		wrapper.WithMessagingSystem(d.Broker.String()),
 		wrapper.WithConsumerGroup(name),
@@ -205,6 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 func NewClient(reg registry.Registry, tel *telemetry.Telemetry) client.Client {
 	return wrapper.NewClientWrapper(
 		wrapper.WithTracerProvider(tel.TracerProvider),
+		wrapper.WithMeterProvider(tel.MeterProvider),
 		wrapper.WithPropagators(tel.Propagator),
 	)(NewUntracedClient(reg))
 }

@@ -9,6 +9,7 @@ import (
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -49,9 +50,19 @@ const (
 	CreateOrderNoSuchID = "create order for unknown user"
 )
 
+// SessionKey is the baggage member every call of a run carries: the services copy it onto
+// their spans, so one demo run can be found across all of them.
+const SessionKey = "demo.session"
+
 // Run runs the scenario with c. runID makes the emails unique, so the scenario can run again
-// against the same databases. It stops at the first step that does not end as expected.
+// against the same databases, and is the run's demo.session. It stops at the first step that
+// does not end as expected.
 func Run(ctx context.Context, tracer trace.Tracer, c client.Client, runID string) []Step {
+	if member, err := baggage.NewMember(SessionKey, runID); err == nil {
+		if bag, err := baggage.FromContext(ctx).SetMember(member); err == nil {
+			ctx = baggage.ContextWithBaggage(ctx, bag)
+		}
+	}
 	users := userpb.NewUserService(handler.UserServiceName, c)
 	orders := orderpb.NewOrderService(handler.OrderServiceName, c)
 	r := &runner{tracer: tracer}

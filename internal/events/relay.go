@@ -131,16 +131,16 @@ func (r *Relay) attempt(ctx context.Context, ev store.Event) error {
 	if err := r.publisher.Publish(ctx, msg); err != nil {
 		next := time.Now().Add(r.backoff(ev.Attempts + 1))
 		if merr := r.outbox.MarkFailed(context.WithoutCancel(ctx), ev.ID, next, err.Error()); merr != nil {
-			r.logger.Error("outbox update failed", "event_id", ev.ID, "error", merr)
+			r.logger.ErrorContext(ctx, "outbox update failed", "event_id", ev.ID, "error", merr)
 		}
-		r.logger.Warn("event not published; kept for retry", "event_id", ev.ID, "topic", ev.Topic,
+		r.logger.WarnContext(ctx, "event not published; kept for retry", "event_id", ev.ID, "topic", ev.Topic,
 			"attempt", ev.Attempts+1, "retry_at", next.Format(time.RFC3339), "error", err)
 		return fmt.Errorf("events: publish %s: %w", ev.ID, err)
 	}
 	if err := r.outbox.MarkSent(context.WithoutCancel(ctx), ev.ID, time.Now()); err != nil {
 		// Published but not marked: the relay publishes it again and the consumer drops
 		// the duplicate.
-		r.logger.Error("outbox update failed", "event_id", ev.ID, "error", err)
+		r.logger.ErrorContext(ctx, "outbox update failed", "event_id", ev.ID, "error", err)
 		return fmt.Errorf("events: mark %s sent: %w", ev.ID, err)
 	}
 	return nil

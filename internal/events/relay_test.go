@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -19,7 +20,7 @@ import (
 
 func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "user.db"), noop.NewTracerProvider(), store.UserSchema)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "user.db"), noop.NewTracerProvider(), metricnoop.NewMeterProvider(), store.UserSchema)
 	if err != nil {
 		t.Fatal(err)
 	}

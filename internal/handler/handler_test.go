@@ -11,6 +11,7 @@ import (
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -25,7 +26,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func openDB(t *testing.T, name, schema string) *sql.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), name), noop.NewTracerProvider(), schema)
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), name), noop.NewTracerProvider(), metricnoop.NewMeterProvider(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/XSAM/otelsql"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -28,8 +29,9 @@ var (
 	ErrConflict = errors.New("store: conflict")
 )
 
-// Open opens (creating it if needed) the SQLite database at path and applies schema.
-func Open(ctx context.Context, path string, tp trace.TracerProvider, schema string) (*sql.DB, error) {
+// Open opens (creating it if needed) the SQLite database at path and applies schema. Statements
+// are traced with tp and measured (db.client.operation.duration) with mp.
+func Open(ctx context.Context, path string, tp trace.TracerProvider, mp metric.MeterProvider, schema string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: data dir: %w", err)
 	}
@@ -47,6 +49,7 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, schema stri
 
 	db, err := otelsql.Open("sqlite", dsn,
 		otelsql.WithTracerProvider(tp),
+		otelsql.WithMeterProvider(mp),
 		otelsql.WithAttributes(semconv.DBSystemNameSQLite),
 		otelsql.WithSpanNameFormatter(spanName),
 		otelsql.WithAttributesGetter(queryAttributes),

@@ -1,8 +1,10 @@
 // Package telemetry sets up the OpenTelemetry SDK of one process from the standard OTEL_*
-// environment: service name and resource attributes, the OTLP gRPC exporter, the sampler, the
-// batch span processor and the propagators are all read by the SDK itself. What this package
-// adds is a local default (an insecure collector on localhost:4317), OTEL_SDK_DISABLED, and a
-// shutdown that flushes within a bounded time.
+// environment: service name and resource attributes, the OTLP gRPC exporters, the sampler, the
+// batch span processor, the metric export interval and the propagators are all read by the SDK
+// itself. What this package adds is a local default (an insecure collector on localhost:4317),
+// OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER=none, Go runtime metrics, the baggage members copied
+// onto spans (SPAN_BAGGAGE_KEYS), log records that carry their trace, and a shutdown that flushes
+// within a bounded time.
 package telemetry
 
 import (
@@ -10,14 +12,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/contrib/instrumentation/runtime"
+	"go.opentelemetry.io/contrib/processors/baggagecopy"
 	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -31,6 +41,7 @@ const DefaultShutdownTimeout = 5 * time.Second
 // Telemetry is the SDK of one process (or of one service in an in-process test).
 type Telemetry struct {
 	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
 
 	shutdown        func(context.Context) error
@@ -40,6 +51,7 @@ type Telemetry struct {
 type options struct {
 	version         string
 	processor       sdktrace.SpanProcessor
+	reader          sdkmetric.Reader
 	shutdownTimeout time.Duration
 }
 
@@ -53,6 +65,9 @@ func WithServiceVersion(v string) Option { return func(o *options) { o.version =
 func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
 	return func(o *options) { o.processor = sp }
 }
+
+// WithMetricReader replaces the OTLP metric export, e.g. with a manual reader in tests.
+func WithMetricReader(r sdkmetric.Reader) Option { return func(o *options) { o.reader = r } }
 
 // WithShutdownTimeout bounds Shutdown (default DefaultShutdownTimeout).
 func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.shutdownTimeout = d } }
@@ -70,6 +85,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 	}
 	if Disabled() {
 		t.TracerProvider = noop.NewTracerProvider()
+		t.MeterProvider = metricnoop.NewMeterProvider()
 		t.shutdown = func(context.Context) error { return nil }
 		return t, nil
 	}
@@ -87,9 +103,29 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		processor = sdktrace.NewBatchSpanProcessor(exp) // OTEL_BSP_* from the environment
 	}
 	// No sampler here: the SDK reads OTEL_TRACES_SAMPLER(_ARG), defaulting to parentbased_always_on.
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(processor))
-	t.TracerProvider = tp
-	t.shutdown = tp.Shutdown
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res),
+		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(baggageAllowList(BaggageKeys()))),
+		sdktrace.WithSpanProcessor(processor))
+
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	reader := o.reader
+	if reader == nil && os.Getenv("OTEL_METRICS_EXPORTER") != "none" {
+		exp, err := otlpmetricgrpc.New(ctx, metricExporterOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP metric exporter: %w", err)
+		}
+		reader = sdkmetric.NewPeriodicReader(exp) // OTEL_METRIC_EXPORT_INTERVAL from the environment
+	}
+	if reader != nil {
+		mopts = append(mopts, sdkmetric.WithReader(reader))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
+	if err := runtime.Start(runtime.WithMeterProvider(mp)); err != nil {
+		return nil, fmt.Errorf("telemetry: runtime metrics: %w", err)
+	}
+
+	t.TracerProvider, t.MeterProvider = tp, mp
+	t.shutdown = func(ctx context.Context) error { return errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx)) }
 	return t, nil
 }
 
@@ -100,6 +136,7 @@ func Setup(ctx context.Context, serviceName string, opts ...Option) (*Telemetry,
 		return nil, err
 	}
 	otel.SetTracerProvider(t.TracerProvider)
+	otel.SetMeterProvider(t.MeterProvider)
 	otel.SetTextMapPropagator(t.Propagator)
 	return t, nil
 }
@@ -146,8 +183,40 @@ func newResource(ctx context.Context, serviceName, version string) (*resource.Re
 // endpoint configured it talks plaintext to the collector on localhost:4317, as a local
 // collector is what this project runs.
 func exporterOptions() []otlptracegrpc.Option {
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	if localDefault("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
 		return []otlptracegrpc.Option{otlptracegrpc.WithInsecure()}
 	}
 	return nil
+}
+
+func metricExporterOptions() []otlpmetricgrpc.Option {
+	if localDefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+		return []otlpmetricgrpc.Option{otlpmetricgrpc.WithInsecure()}
+	}
+	return nil
+}
+
+func localDefault(signalEndpoint string) bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv(signalEndpoint) == ""
+}
+
+// BaggageKeys are the baggage members copied onto every span as attributes, from
+// SPAN_BAGGAGE_KEYS (comma-separated; default "demo.session"). Only these: baggage comes from
+// callers, and arbitrary members must not become span attributes.
+func BaggageKeys() []string {
+	v, ok := os.LookupEnv("SPAN_BAGGAGE_KEYS")
+	if !ok {
+		return []string{"demo.session"}
+	}
+	var keys []string
+	for _, k := range strings.Split(v, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func baggageAllowList(keys []string) baggagecopy.Filter {
+	return func(m baggage.Member) bool { return slices.Contains(keys, m.Key()) }
 }

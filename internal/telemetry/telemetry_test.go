@@ -1,10 +1,15 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -16,7 +21,7 @@ import (
 func recordOne(t *testing.T) (*Telemetry, trace.Span, *tracetest.SpanRecorder) {
 	t.Helper()
 	rec := tracetest.NewSpanRecorder()
-	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec))
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec), WithMetricReader(sdkmetric.NewManualReader()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +79,7 @@ func (blockingProcessor) Shutdown(ctx context.Context) error {
 }
 
 func TestShutdownIsBounded(t *testing.T) {
-	tel, err := New(context.Background(), "user.service",
+	tel, err := New(context.Background(), "user.service", WithMetricReader(sdkmetric.NewManualReader()),
 		WithSpanProcessor(blockingProcessor{tracetest.NewSpanRecorder()}), WithShutdownTimeout(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -107,5 +112,59 @@ func TestUnreachableCollectorNeverBlocks(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Shutdown hung on an unreachable collector")
+	}
+}
+
+func TestOnlyAllowedBaggageBecomesSpanAttributes(t *testing.T) {
+	t.Setenv("SPAN_BAGGAGE_KEYS", "demo.session, tenant")
+	rec := tracetest.NewSpanRecorder()
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(rec), WithMetricReader(sdkmetric.NewManualReader()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bag, err := baggage.Parse("demo.session=s-1,tenant=acme,email=ada%40example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.TracerProvider.Tracer("t").Start(baggage.ContextWithBaggage(context.Background(), bag), "s")
+	span.End()
+	got := map[string]string{}
+	for _, kv := range rec.Ended()[0].Attributes() {
+		got[string(kv.Key)] = kv.Value.AsString()
+	}
+	if got["demo.session"] != "s-1" || got["tenant"] != "acme" {
+		t.Errorf("allowed baggage missing: %v", got)
+	}
+	if _, leaked := got["email"]; leaked {
+		t.Errorf("baggage outside the allow-list became an attribute: %v", got)
+	}
+}
+
+func TestLogRecordsCarryTheirTrace(t *testing.T) {
+	var out bytes.Buffer
+	logger := NewLogger(&out, "user.service")
+	tp := sdktrace.NewTracerProvider()
+	ctx, span := tp.Tracer("t").Start(context.Background(), "s")
+	logger.WarnContext(ctx, "inside", "k", "v")
+	span.End()
+	logger.Info("outside")
+
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log:\n%s", out.String())
+	}
+	var inside, outside map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &inside); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &outside); err != nil {
+		t.Fatal(err)
+	}
+	if inside["trace_id"] != span.SpanContext().TraceID().String() || inside["span_id"] != span.SpanContext().SpanID().String() ||
+		inside["service"] != "user.service" || inside["k"] != "v" {
+		t.Errorf("record inside a span: %v", inside)
+	}
+	if _, ok := outside["trace_id"]; ok {
+		t.Errorf("record outside any span has a trace id: %v", outside)
 	}
 }

@@ -1,10 +1,14 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -92,4 +96,37 @@ func (ss Spans) Dump() string {
 			s.SpanContext().SpanID(), s.Parent().SpanID(), s.Status().Code)
 	}
 	return b.String()
+}
+
+// MetricCount collects reader and counts the measurements of the metric called name whose
+// attribute key has value: the sum of a counter, the count of a histogram.
+func MetricCount(t testing.TB, reader *sdkmetric.ManualReader, name, key, value string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					if v, ok := dp.Attributes.Value(attribute.Key(key)); ok && v.String() == value {
+						n += dp.Value
+					}
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					if v, ok := dp.Attributes.Value(attribute.Key(key)); ok && v.String() == value {
+						n += int64(dp.Count)
+					}
+				}
+			}
+		}
+	}
+	return n
 }

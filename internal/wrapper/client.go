@@ -29,8 +29,8 @@ type tracedClient struct {
 	client.Client
 	cfg     *config
 	methods methods
-	nodes   optionCache // server.address and server.port by node address
-	topics  optionCache // messaging attributes by topic
+	nodes   cache[trace.SpanStartOption] // server.address and server.port by node address
+	topics  cache[topic]
 }
 
 // callState records whether a call's spans come from its attempts or, when no attempt reached
@@ -55,7 +55,7 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 		// the failure would be invisible in the trace.
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
 		_, span := t.cfg.tracer.Start(ctx, m.name, kindClient, trace.WithTimestamp(start), m.attrs)
-		endRPC(span, err, false)
+		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
 	}
 	return err
 }
@@ -68,10 +68,11 @@ func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 			!state.v.CompareAndSwap(callPending, callAttempted) && state.v.Load() == callClosed {
 			return next(ctx, node, req, rsp, opts)
 		}
+		start := time.Now()
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
 		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, t.nodes.get(node.Address, serverAddress))
 		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
-		endRPC(span, err, false)
+		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
 		return err
 	}
 }
@@ -81,13 +82,10 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 	if system == "" {
 		system = t.Options().Broker.String()
 	}
-	topic := msg.Topic()
-	attrs := t.topics.get(topic, func(topic string) trace.SpanStartOption {
-		return trace.WithAttributes(messagingAttrs(system, topic, true)...)
-	})
-	ctx, span := t.cfg.tracer.Start(ctx, "send "+topic, kindProducer, attrs)
+	tp := t.topics.get(msg.Topic(), func(name string) topic { return newTopic(messagingAttrs(system, name, true)) })
+	ctx, span := t.cfg.tracer.Start(ctx, "send "+msg.Topic(), kindProducer, tp.attrs)
 	err := t.Client.Publish(t.cfg.outgoingEvent(ctx), msg, opts...)
-	endMessaging(span, err)
+	t.cfg.metrics.sentMessages.Add(ctx, 1, withOutcome(tp.metrics, endMessaging(span, err)))
 	return err
 }
 

@@ -2,6 +2,7 @@ package wrapper
 
 import (
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -9,12 +10,14 @@ import (
 // config is shared by all wrappers; build it once per wrapper with newConfig.
 type config struct {
 	tracerProvider   trace.TracerProvider
+	meterProvider    metric.MeterProvider
 	propagator       propagation.TextMapPropagator
 	messagingSystem  string
 	consumerGroup    string
 	producerAsParent bool
 
-	tracer trace.Tracer
+	tracer  trace.Tracer
+	metrics instruments
 	// fields are the propagator's keys, resolved once: every outbound call removes them from
 	// the metadata before injecting, so no stale inbound value survives next to a fresh one.
 	fields []string
@@ -30,6 +33,11 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithTracerProvider sets the provider spans are started from. Default: the global provider.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithMeterProvider sets the provider of the RPC and messaging metrics. Default: the global one.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
 }
 
 // WithPropagators sets how trace context is written to and read from go-micro metadata.
@@ -64,10 +72,14 @@ func newConfig(opts []Option) *config {
 	if c.tracerProvider == nil {
 		c.tracerProvider = otel.GetTracerProvider()
 	}
+	if c.meterProvider == nil {
+		c.meterProvider = otel.GetMeterProvider()
+	}
 	if c.propagator == nil {
 		c.propagator = otel.GetTextMapPropagator()
 	}
 	c.tracer = c.tracerProvider.Tracer(ScopeName, trace.WithInstrumentationVersion(Version()))
+	c.metrics = newInstruments(c.meterProvider)
 	c.fields = c.propagator.Fields()
 	return c
 }

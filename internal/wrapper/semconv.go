@@ -28,8 +28,9 @@ var (
 
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
-	name  string                // span name and rpc.method: "user.User/CreateUser"
-	attrs trace.SpanStartOption // rpc.system.name and rpc.method
+	name    string                // span name and rpc.method: "user.User/CreateUser"
+	attrs   trace.SpanStartOption // rpc.system.name and rpc.method
+	metrics attribute.Set         // the same, for the duration metrics
 }
 
 type methodKey struct{ service, endpoint string }
@@ -50,7 +51,8 @@ func (ms *methods) lookup(service, endpoint string, body any) *method {
 		return m
 	}
 	name := rpcMethod(endpoint, body)
-	m = &method{name: name, attrs: trace.WithAttributes(rpcSystem, semconv.RPCMethod(name))}
+	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}
+	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: attribute.NewSet(kvs...)}
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -60,17 +62,17 @@ func (ms *methods) lookup(service, endpoint string, body any) *method {
 	return m
 }
 
-// optionCache keeps start options derived from a string (a node address, a topic), so that
-// the hot path neither parses nor allocates. Keys come from the registry and the code, but a
-// long-running client sees nodes come and go, so the cache starts over past a bound.
-type optionCache struct {
+// cache keeps what is derived from a string (a node address, a topic), so that the hot path
+// neither parses nor allocates. Keys come from the registry and the code, but a long-running
+// client sees nodes come and go, so the cache starts over past a bound.
+type cache[V any] struct {
 	mu sync.RWMutex
-	m  map[string]trace.SpanStartOption
+	m  map[string]V
 }
 
-const optionCacheSize = 1024
+const cacheSize = 1024
 
-func (c *optionCache) get(key string, build func(string) trace.SpanStartOption) trace.SpanStartOption {
+func (c *cache[V]) get(key string, build func(string) V) V {
 	c.mu.RLock()
 	o, ok := c.m[key]
 	c.mu.RUnlock()
@@ -79,8 +81,8 @@ func (c *optionCache) get(key string, build func(string) trace.SpanStartOption) 
 	}
 	o = build(key)
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= optionCacheSize {
-		c.m = make(map[string]trace.SpanStartOption)
+	if c.m == nil || len(c.m) >= cacheSize {
+		c.m = make(map[string]V)
 	}
 	c.m[key] = o
 	c.mu.Unlock()
@@ -138,11 +140,13 @@ func classify(err error) outcome {
 }
 
 // endRPC records err on an RPC span and ends it. A SERVER span is an error only when the
-// server is at fault (5xx or no code); a CLIENT span for every failure.
-func endRPC(span trace.Span, err error, server bool) {
+// server is at fault (5xx or no code); a CLIENT span for every failure. It returns the error's
+// attributes, for the metrics; none on success.
+func endRPC(span trace.Span, err error, server bool) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
 	if err != nil {
 		o := classify(err)
-		attrs := []attribute.KeyValue{semconv.ErrorTypeKey.String(o.errorType)}
+		attrs = []attribute.KeyValue{semconv.ErrorTypeKey.String(o.errorType)}
 		if o.code != 0 {
 			attrs = append(attrs, semconv.RPCResponseStatusCode(o.errorType))
 		}
@@ -152,16 +156,31 @@ func endRPC(span trace.Span, err error, server bool) {
 		}
 	}
 	span.End()
+	return attrs
 }
 
-// endMessaging records err on a PRODUCER or CONSUMER span and ends it.
-func endMessaging(span trace.Span, err error) {
+// endMessaging records err on a PRODUCER or CONSUMER span and ends it. It returns the error's
+// attributes, for the metrics; none on success.
+func endMessaging(span trace.Span, err error) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
 	if err != nil {
 		o := classify(err)
-		span.SetAttributes(semconv.ErrorTypeKey.String(o.errorType))
+		attrs = []attribute.KeyValue{semconv.ErrorTypeKey.String(o.errorType)}
+		span.SetAttributes(attrs...)
 		span.SetStatus(codes.Error, o.message)
 	}
 	span.End()
+	return attrs
+}
+
+// topic is what one topic's spans and metrics share, computed once per topic.
+type topic struct {
+	attrs   trace.SpanStartOption
+	metrics attribute.Set
+}
+
+func newTopic(kvs []attribute.KeyValue) topic {
+	return topic{attrs: trace.WithAttributes(kvs...), metrics: attribute.NewSet(kvs...)}
 }
 
 // messagingAttrs are the attributes every span of one operation on one topic shares.

@@ -2,6 +2,7 @@ package wrapper
 
 import (
 	"context"
+	"time"
 
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/metadata"
@@ -20,6 +21,7 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			// The request's own header map holds the trace context: no copy of the metadata.
+			start := time.Now()
 			m := ms.lookup(req.Service(), req.Endpoint(), req.Body())
 			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, req.Header()), m.name, kindServer, m.attrs)
 			if span.IsRecording() {
@@ -31,7 +33,7 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 			}
 			defer endOnPanic(span)
 			err := next(ctx, req, rsp)
-			endRPC(span, err, true)
+			recordDuration(ctx, cfg.metrics.serverDuration, start, m.metrics, endRPC(span, err, true))
 			return err
 		}
 	}
@@ -44,20 +46,21 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 	if cfg.messagingSystem == "" {
 		cfg.messagingSystem = broker.DefaultBroker.String()
 	}
-	topics := &optionCache{}
+	topics := &cache[topic]{}
 	return func(next server.SubscriberFunc) server.SubscriberFunc {
 		return func(ctx context.Context, msg server.Message) error {
+			start := time.Now()
 			header := msg.Header()
 			ctx = cfg.incoming(ctx, header)
-			attrs := topics.get(msg.Topic(), func(topic string) trace.SpanStartOption {
-				a := messagingAttrs(cfg.messagingSystem, topic, false)
+			tp := topics.get(msg.Topic(), func(name string) topic {
+				kvs := messagingAttrs(cfg.messagingSystem, name, false)
 				if cfg.consumerGroup != "" {
-					a = append(a, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
+					kvs = append(kvs, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
 				}
-				return trace.WithAttributes(a...)
+				return newTopic(kvs)
 			})
 			startOpts := make([]trace.SpanStartOption, 0, 5)
-			startOpts = append(startOpts, kindConsumer, attrs)
+			startOpts = append(startOpts, kindConsumer, tp.attrs)
 			if id := MetadataCarrier(header).Get(headers.ID); id != "" {
 				startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
 			}
@@ -70,7 +73,7 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 			ctx, span := cfg.tracer.Start(ctx, "process "+msg.Topic(), startOpts...)
 			defer endOnPanic(span)
 			err := next(ctx, msg)
-			endMessaging(span, err)
+			recordDuration(ctx, cfg.metrics.processDuration, start, tp.metrics, endMessaging(span, err))
 			return err
 		}
 	}

@@ -1,0 +1,47 @@
+package wrapper
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/rpcconv"
+)
+
+// instruments are the RPC and messaging metrics of the conventions, with their names, units and
+// bucket boundaries from semconv; created once per wrapper.
+type instruments struct {
+	clientDuration  metric.Float64Histogram // rpc.client.call.duration, per attempt
+	serverDuration  metric.Float64Histogram // rpc.server.call.duration
+	sentMessages    metric.Int64Counter     // messaging.client.sent.messages
+	processDuration metric.Float64Histogram // messaging.process.duration
+}
+
+func newInstruments(mp metric.MeterProvider) instruments {
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version()))
+	// The constructors fall back to no-op instruments on error; the SDK's error handler hears why.
+	client, err1 := rpcconv.NewClientCallDuration(m)
+	server, err2 := rpcconv.NewServerCallDuration(m)
+	sent, err3 := messagingconv.NewClientSentMessages(m)
+	process, err4 := messagingconv.NewProcessDuration(m)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		otel.Handle(err)
+	}
+	return instruments{client.Inst(), server.Inst(), sent.Inst(), process.Inst()}
+}
+
+// withOutcome is base with the error attributes of a failure added; base itself on success.
+func withOutcome(base attribute.Set, errAttrs []attribute.KeyValue) metric.MeasurementOption {
+	if len(errAttrs) == 0 {
+		return metric.WithAttributeSet(base)
+	}
+	return metric.WithAttributeSet(attribute.NewSet(append(base.ToSlice(), errAttrs...)...))
+}
+
+func recordDuration(ctx context.Context, h metric.Float64Histogram, start time.Time, base attribute.Set, errAttrs []attribute.KeyValue) {
+	h.Record(ctx, time.Since(start).Seconds(), withOutcome(base, errAttrs))
+}
