@@ -4,11 +4,16 @@ import (
 	"context"
 	"testing"
 
+	otelplugin "github.com/go-micro/plugins/v4/wrapper/trace/opentelemetry"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -19,13 +24,19 @@ import (
 // The per-call cost of the wrappers, without network or export: spans are recorded (or not,
 // by the sampler) and dropped. Run with: go test -run '^$' -bench . -benchmem ./internal/wrapper
 
+// Every mode but sdk-disabled records our metrics into a real SDK, as the services do.
 var samplers = []struct {
 	name string
 	tp   trace.TracerProvider
+	mp   metric.MeterProvider
 }{
-	{"sdk-disabled", noop.NewTracerProvider()},
-	{"unsampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))},
-	{"sampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))},
+	{"sdk-disabled", noop.NewTracerProvider(), metricnoop.NewMeterProvider()},
+	{"unsampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())), meterProvider()},
+	{"sampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())), meterProvider()},
+}
+
+func meterProvider() metric.MeterProvider {
+	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 }
 
 var benchPropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
@@ -52,7 +63,7 @@ func BenchmarkHandler(b *testing.B) {
 	})
 	for _, s := range samplers {
 		b.Run(s.name, func(b *testing.B) {
-			h := NewHandlerWrapper(WithTracerProvider(s.tp), WithPropagators(benchPropagator))(ok)
+			h := NewHandlerWrapper(WithTracerProvider(s.tp), WithMeterProvider(s.mp), WithPropagators(benchPropagator))(ok)
 			b.ReportAllocs()
 			for b.Loop() {
 				_ = h(ctx, req, nil)
@@ -69,9 +80,47 @@ func BenchmarkCallAttempt(b *testing.B) {
 	}
 	for _, s := range samplers {
 		b.Run(s.name, func(b *testing.B) {
-			tc := &tracedClient{cfg: newConfig([]Option{WithTracerProvider(s.tp), WithPropagators(benchPropagator)})}
+			tc := &tracedClient{cfg: newConfig([]Option{WithTracerProvider(s.tp), WithMeterProvider(s.mp), WithPropagators(benchPropagator)})}
 			call := tc.traceAttempt(ok)
 			// A call made from inside a handler: inbound metadata and an active span.
+			ctx, span := s.tp.Tracer("b").Start(metadata.NewContext(context.Background(), inboundMetadata()), "handler")
+			defer span.End()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = call(ctx, node, req, nil, client.CallOptions{})
+			}
+		})
+	}
+}
+
+// The go-micro plugins' wrapper on the same paths, for comparison: it records no metrics and
+// fewer attributes. It reads the global propagator.
+func BenchmarkPluginHandler(b *testing.B) {
+	otel.SetTextMapPropagator(benchPropagator)
+	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{Id: 1}, header: inboundMetadata()}
+	ok := func(context.Context, server.Request, interface{}) error { return nil }
+	ctx := metadata.NewContext(context.Background(), inboundMetadata())
+	for _, s := range samplers[1:] {
+		b.Run(s.name, func(b *testing.B) {
+			h := otelplugin.NewHandlerWrapper(otelplugin.WithTraceProvider(s.tp))(ok)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = h(ctx, req, nil)
+			}
+		})
+	}
+}
+
+func BenchmarkPluginCall(b *testing.B) {
+	otel.SetTextMapPropagator(benchPropagator)
+	req := client.NewClient().NewRequest("user.service", "User.GetUser", &userpb.GetUserRequest{Id: 1})
+	node := &registry.Node{Id: "n1", Address: "127.0.0.1:8081"}
+	ok := func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
+		return nil
+	}
+	for _, s := range samplers[1:] {
+		b.Run(s.name, func(b *testing.B) {
+			call := otelplugin.NewCallWrapper(otelplugin.WithTraceProvider(s.tp))(ok)
 			ctx, span := s.tp.Tracer("b").Start(metadata.NewContext(context.Background(), inboundMetadata()), "handler")
 			defer span.End()
 			b.ReportAllocs()

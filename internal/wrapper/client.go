@@ -85,7 +85,10 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 	tp := t.topics.get(msg.Topic(), func(name string) topic { return newTopic(messagingAttrs(system, name, true)) })
 	ctx, span := t.cfg.tracer.Start(ctx, "send "+msg.Topic(), kindProducer, tp.attrs)
 	err := t.Client.Publish(t.cfg.outgoingEvent(ctx), msg, opts...)
-	t.cfg.metrics.sentMessages.Add(ctx, 1, withOutcome(tp.metrics, endMessaging(span, err)))
+	errAttrs := endMessaging(span, err)
+	if t.cfg.metrics.sentMessages.Enabled(ctx) {
+		t.cfg.metrics.sentMessages.Add(ctx, 1, withOutcome(tp.metrics, errAttrs))
+	}
 	return err
 }
 

@@ -34,14 +34,28 @@ func newInstruments(mp metric.MeterProvider) instruments {
 	return instruments{client.Inst(), server.Inst(), sent.Inst(), process.Inst()}
 }
 
-// withOutcome is base with the error attributes of a failure added; base itself on success.
-func withOutcome(base attribute.Set, errAttrs []attribute.KeyValue) metric.MeasurementOption {
-	if len(errAttrs) == 0 {
-		return metric.WithAttributeSet(base)
-	}
-	return metric.WithAttributeSet(attribute.NewSet(append(base.ToSlice(), errAttrs...)...))
+// measured is an attribute set with its measurement option built once: recording a success
+// allocates nothing.
+type measured struct {
+	set attribute.Set
+	opt metric.MeasurementOption
 }
 
-func recordDuration(ctx context.Context, h metric.Float64Histogram, start time.Time, base attribute.Set, errAttrs []attribute.KeyValue) {
-	h.Record(ctx, time.Since(start).Seconds(), withOutcome(base, errAttrs))
+func newMeasured(kvs ...attribute.KeyValue) measured {
+	set := attribute.NewSet(kvs...)
+	return measured{set: set, opt: metric.WithAttributeSet(set)}
+}
+
+// withOutcome is base with the error attributes of a failure added; base itself on success.
+func withOutcome(base measured, errAttrs []attribute.KeyValue) metric.MeasurementOption {
+	if len(errAttrs) == 0 {
+		return base.opt
+	}
+	return metric.WithAttributeSet(attribute.NewSet(append(base.set.ToSlice(), errAttrs...)...))
+}
+
+func recordDuration(ctx context.Context, h metric.Float64Histogram, start time.Time, base measured, errAttrs []attribute.KeyValue) {
+	if h.Enabled(ctx) {
+		h.Record(ctx, time.Since(start).Seconds(), withOutcome(base, errAttrs))
+	}
 }

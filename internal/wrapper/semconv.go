@@ -30,7 +30,7 @@ var (
 type method struct {
 	name    string                // span name and rpc.method: "user.User/CreateUser"
 	attrs   trace.SpanStartOption // rpc.system.name and rpc.method
-	metrics attribute.Set         // the same, for the duration metrics
+	metrics measured              // the same, for the duration metrics
 }
 
 type methodKey struct{ service, endpoint string }
@@ -52,7 +52,7 @@ func (ms *methods) lookup(service, endpoint string, body any) *method {
 	}
 	name := rpcMethod(endpoint, body)
 	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}
-	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: attribute.NewSet(kvs...)}
+	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -176,11 +176,11 @@ func endMessaging(span trace.Span, err error) []attribute.KeyValue {
 // topic is what one topic's spans and metrics share, computed once per topic.
 type topic struct {
 	attrs   trace.SpanStartOption
-	metrics attribute.Set
+	metrics measured
 }
 
 func newTopic(kvs []attribute.KeyValue) topic {
-	return topic{attrs: trace.WithAttributes(kvs...), metrics: attribute.NewSet(kvs...)}
+	return topic{attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
 }
 
 // messagingAttrs are the attributes every span of one operation on one topic shares.
