@@ -70,6 +70,16 @@ func TestNativeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("a second up changes nothing", func(t *testing.T) {
+		out := stack(t, "up")
+		if again := readPIDs(t); fmt.Sprint(again) != fmt.Sprint(pids) {
+			t.Errorf("pids changed: %v, then %v", pids, again)
+		}
+		if strings.Contains(out, " started") {
+			t.Errorf("a second up started something:\n%s", out)
+		}
+	})
+
 	t.Run("both services registered with passing checks", func(t *testing.T) {
 		for _, svc := range []string{"user.service", "order.service"} {
 			var entries []struct {
