@@ -13,6 +13,7 @@ import (
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/registry"
 
+	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
 
@@ -34,6 +35,10 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 	if err != nil {
 		return Deps{}, err
 	}
+	faults, err := fault.FromEnv()
+	if err != nil {
+		return Deps{}, err
+	}
 	tracing := cmp.Or(os.Getenv(EnvTracing), TracingOurs)
 	if tracing != TracingOurs && tracing != TracingPlugin && tracing != TracingNone {
 		return Deps{}, fmt.Errorf("app: %s=%q: want %s, %s or %s", EnvTracing, tracing, TracingOurs, TracingPlugin, TracingNone)
@@ -46,6 +51,7 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 		DataDir:   cmp.Or(os.Getenv(EnvDataDir), "data"),
 		Address:   cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"),
 		Tracing:   tracing,
+		Faults:    faults,
 	}, nil
 }
 

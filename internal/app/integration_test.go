@@ -23,9 +23,12 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
 const (
@@ -45,7 +48,8 @@ type stack struct {
 	stop     func()
 }
 
-func startStack(t *testing.T) *stack {
+// startStack starts both services; faults, by service name, are injected on purpose.
+func startStack(t *testing.T, faults map[string]fault.Rules) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
 	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
@@ -66,6 +70,7 @@ func startStack(t *testing.T) *stack {
 			Logger:    logger,
 			DataDir:   s.dataDir,
 			Address:   "127.0.0.1:0",
+			Faults:    faults[b.name],
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", b.name, err)
@@ -133,7 +138,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS and both services")
 	}
-	s := startStack(t)
+	s := startStack(t, nil)
 	clientTel := s.telemetry(t, clientSvc)
 	steps := demo.Run(context.Background(), clientTel.TracerProvider.Tracer("test"), app.NewClient(s.registry, clientTel), runID)
 
@@ -327,6 +332,44 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 			t.Errorf("%d accounts from %d events, want 2 and 2", accounts, events)
 		}
 	})
+}
+
+func TestFaultSwitchesShowInTraces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	s := startStack(t, map[string]fault.Rules{orderSvc: {
+		"Order.CountOrders": {Delay: 30 * time.Millisecond},
+		"Order.CreateOrder": {ErrorRate: 1},
+	}})
+	tel := s.telemetry(t, clientSvc)
+	c := app.NewClient(s.registry, tel)
+	users := userpb.NewUserService(userSvc, c)
+	orders := orderpb.NewOrderService(orderSvc, c)
+	ctx := context.Background()
+	created, err := users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.GetUser(ctx, &userpb.GetUserRequest{Id: created.GetUser().GetId()}); err != nil {
+		t.Fatalf("a delayed dependency failed the call: %v", err)
+	}
+	_, err = orders.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: created.GetUser().GetId(),
+		Items: []*orderpb.Item{{Sku: "A", Quantity: 1}}})
+	if e := merrors.FromError(err); e.Code != 500 || e.Detail != "injected fault" {
+		t.Fatalf("err = %v, want the injected 500", err)
+	}
+	s.stop()
+
+	spans := s.spans()
+	count := one(t, spans.Where(orderSvc, "order.Order/CountOrders", trace.SpanKindServer), "CountOrders server span")
+	if len(count.Events()) != 1 || count.Events()[0].Name != "fault.delay" || count.EndTime().Sub(count.StartTime()) < 30*time.Millisecond {
+		t.Errorf("CountOrders: events %v, %s long", count.Events(), count.EndTime().Sub(count.StartTime()))
+	}
+	failed := one(t, spans.Where(orderSvc, "order.Order/CreateOrder", trace.SpanKindServer), "CreateOrder server span")
+	if failed.Status().Code != codes.Error || len(failed.Events()) != 1 || failed.Events()[0].Name != "fault.error" {
+		t.Errorf("CreateOrder: status %v, events %v", failed.Status(), failed.Events())
+	}
 }
 
 func one(t *testing.T, ss testenv.Spans, what string) sdktrace.ReadOnlySpan {

@@ -21,6 +21,7 @@ import (
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/events"
+	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/handler"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
@@ -45,6 +46,8 @@ type Deps struct {
 	// Tracing chooses the wrappers: TracingOurs (default), or for benchmarks TracingPlugin
 	// (the go-micro plugins' wrapper) or TracingNone (no wrappers).
 	Tracing string
+	// Faults slows down or fails endpoints on purpose (FAULT_DELAY, FAULT_ERROR_RATE).
+	Faults fault.Rules
 }
 
 // The values of Deps.Tracing and MICRO_TRACING.
@@ -136,6 +139,10 @@ func newService(name string, d Deps, db *sql.DB) *Service {
 		micro.WrapSubscriber(s.inflight.subscriberWrapper),
 		micro.AfterStart(func() error { close(s.ready); return nil }),
 	)
+	// Innermost, so that the server span records what the fault did.
+	if w := d.Faults.HandlerWrapper(name); w != nil {
+		opts = append(opts, micro.WrapHandler(w))
+	}
 	s.micro = micro.NewService(opts...)
 	return s
 }
