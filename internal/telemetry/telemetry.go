@@ -8,6 +8,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,10 +103,19 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		}
 		processor = sdktrace.NewBatchSpanProcessor(exp) // OTEL_BSP_* from the environment
 	}
-	// No sampler here: the SDK reads OTEL_TRACES_SAMPLER(_ARG), defaulting to parentbased_always_on.
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res),
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(baggageAllowList(BaggageKeys()))),
-		sdktrace.WithSpanProcessor(processor))
+		sdktrace.WithSpanProcessor(processor)}
+	// Without SAMPLING_RULES the SDK reads OTEL_TRACES_SAMPLER(_ARG), defaulting to
+	// parentbased_always_on.
+	if rules := os.Getenv("SAMPLING_RULES"); rules != "" {
+		sampler, err := NewRuleSampler(rules, cmp.Or(os.Getenv("OTEL_SERVICE_NAME"), serviceName))
+		if err != nil {
+			return nil, err
+		}
+		topts = append(topts, sdktrace.WithSampler(sampler))
+	}
+	tp := sdktrace.NewTracerProvider(topts...)
 
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	reader := o.reader
