@@ -91,7 +91,7 @@ func (r rule) matches(p sdktrace.SamplingParameters) bool {
 	}
 	for _, kv := range p.Attributes {
 		if string(kv.Key) == r.key {
-			return glob(r.pattern, kv.Value.Emit())
+			return glob(r.pattern, kv.Value.String())
 		}
 	}
 	return false
