@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
@@ -46,10 +47,11 @@ func newTracedClient(opts []Option, reg registry.Registry, b broker.Broker) clie
 	return NewClientWrapper(opts...)(c)
 }
 
-// startUserServer serves stub on a loopback port, registered in reg.
+// startUserServer serves stub on a loopback port, registered in reg as a node of its own.
 func startUserServer(t *testing.T, reg registry.Registry, stub *stubUsers) string {
 	t.Helper()
-	srv := server.NewServer(server.Name("user.service"), server.Address("127.0.0.1:0"), server.Registry(reg))
+	srv := server.NewServer(server.Name("user.service"), server.Id(uuid.NewString()),
+		server.Address("127.0.0.1:0"), server.Registry(reg))
 	if err := userpb.RegisterUserHandler(srv, stub); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +85,32 @@ func TestCallAttemptSpanFollowsRPCConventions(t *testing.T) {
 	defer stub.mu.Unlock()
 	if !strings.Contains(stub.traceparent, s.SpanContext().SpanID().String()) {
 		t.Errorf("server got traceparent %q, want the client span %s", stub.traceparent, s.SpanContext().SpanID())
+	}
+}
+
+func TestCallSpanNamesTheSelectedNodeAndItsCandidates(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	startUserServer(t, reg, &stubUsers{})
+	startUserServer(t, reg, &stubUsers{})
+	opts, rec, _ := recorded()
+	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
+		t.Fatal(err)
+	}
+	services, err := reg.GetService("user.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, s := range services {
+		for _, n := range s.Nodes {
+			ids[n.Id] = true
+		}
+	}
+	s := onlySpan(t, rec)
+	got := attrs(s)
+	if got["go_micro.selector.candidates"] != "2" || !ids[got["go_micro.node.id"]] {
+		t.Errorf("candidates %q, node %q; want 2 and one of %v", got["go_micro.selector.candidates"], got["go_micro.node.id"], ids)
 	}
 }
 
