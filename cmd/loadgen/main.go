@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
 	"github.com/go-micro-otel/reference/internal/loadgen"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -59,7 +60,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 2
 	}
-	users := userpb.NewUserService(handler.UserServiceName, app.NewUntracedClient(reg))
+	c := guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg))
+	users := userpb.NewUserService(handler.UserServiceName, c)
 	r, err := loadgen.Run(context.Background(), users, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)

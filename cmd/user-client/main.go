@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
@@ -46,7 +47,8 @@ func run() int {
 	jaegerURL := strings.TrimSuffix(cmp.Or(os.Getenv("JAEGER_UI_URL"), "http://localhost:16686"), "/")
 	runID := fmt.Sprintf("%d", time.Now().UnixNano())
 
-	steps := demo.Run(ctx, tel.TracerProvider.Tracer("user-client"), app.NewClient(reg, tel), runID)
+	c := guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewClient(reg, tel))
+	steps := demo.Run(ctx, tel.TracerProvider.Tracer("user-client"), c, runID)
 	code := 0
 	for _, s := range steps {
 		if !s.OK() {

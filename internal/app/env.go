@@ -14,6 +14,7 @@ import (
 	"go-micro.dev/v4/registry"
 
 	"github.com/go-micro-otel/reference/internal/fault"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
 
@@ -39,6 +40,10 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 	if err != nil {
 		return Deps{}, err
 	}
+	guards, err := guard.FromEnv()
+	if err != nil {
+		return Deps{}, err
+	}
 	tracing := cmp.Or(os.Getenv(EnvTracing), TracingOurs)
 	if tracing != TracingOurs && tracing != TracingPlugin && tracing != TracingNone {
 		return Deps{}, fmt.Errorf("app: %s=%q: want %s, %s or %s", EnvTracing, tracing, TracingOurs, TracingPlugin, TracingNone)
@@ -52,6 +57,7 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 		Address:   cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"),
 		Tracing:   tracing,
 		Faults:    faults,
+		Guard:     guards,
 	}, nil
 }
 

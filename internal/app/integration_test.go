@@ -24,6 +24,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/fault"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -48,8 +49,8 @@ type stack struct {
 	stop     func()
 }
 
-// startStack starts both services; faults, by service name, are injected on purpose.
-func startStack(t *testing.T, faults map[string]fault.Rules) *stack {
+// startStack starts both services; configure, when given, adjusts each one's dependencies.
+func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
 	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
@@ -63,15 +64,18 @@ func startStack(t *testing.T, faults map[string]fault.Rules) *stack {
 	}
 	var done []chan error
 	for _, b := range []built{{userSvc, app.NewUserService}, {orderSvc, app.NewOrderService}} {
-		svc, err := b.build(ctx, app.Deps{
+		d := app.Deps{
 			Registry:  s.registry,
 			Broker:    app.NewNATSBroker(b.name, ns.ClientURL()),
 			Telemetry: s.telemetry(t, b.name),
 			Logger:    logger,
 			DataDir:   s.dataDir,
 			Address:   "127.0.0.1:0",
-			Faults:    faults[b.name],
-		})
+		}
+		if configure != nil {
+			configure(b.name, &d)
+		}
+		svc, err := b.build(ctx, d)
 		if err != nil {
 			t.Fatalf("%s: %v", b.name, err)
 		}
@@ -338,10 +342,14 @@ func TestFaultSwitchesShowInTraces(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS and both services")
 	}
-	s := startStack(t, map[string]fault.Rules{orderSvc: {
-		"Order.CountOrders": {Delay: 30 * time.Millisecond},
-		"Order.CreateOrder": {ErrorRate: 1},
-	}})
+	s := startStack(t, func(service string, d *app.Deps) {
+		if service == orderSvc {
+			d.Faults = fault.Rules{
+				"Order.CountOrders": {Delay: 30 * time.Millisecond},
+				"Order.CreateOrder": {ErrorRate: 1},
+			}
+		}
+	})
 	tel := s.telemetry(t, clientSvc)
 	c := app.NewClient(s.registry, tel)
 	users := userpb.NewUserService(userSvc, c)
@@ -369,6 +377,46 @@ func TestFaultSwitchesShowInTraces(t *testing.T) {
 	failed := one(t, spans.Where(orderSvc, "order.Order/CreateOrder", trace.SpanKindServer), "CreateOrder server span")
 	if failed.Status().Code != codes.Error || len(failed.Events()) != 1 || failed.Events()[0].Name != "fault.error" {
 		t.Errorf("CreateOrder: status %v, events %v", failed.Status(), failed.Events())
+	}
+}
+
+func TestBearerTokenGuardsEveryHopAndIsNeverTraced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	const token = "tok-9f8e7d6c5b4a"
+	s := startStack(t, func(_ string, d *app.Deps) { d.Guard = guard.Config{Token: token} })
+	tel := s.telemetry(t, clientSvc)
+	c := app.NewClient(s.registry, tel)
+	// With the token, the whole scenario works: the services pass it on to each other.
+	for _, st := range demo.Run(context.Background(), tel.TracerProvider.Tracer("test"), guard.ClientWrapper(token)(c), runID) {
+		if !st.OK() {
+			t.Fatalf("step %q: %v", st.Name, st.Err)
+		}
+	}
+	_, err := userpb.NewUserService(userSvc, c).GetUser(context.Background(), &userpb.GetUserRequest{Id: 1})
+	if merrors.FromError(err).Code != 401 {
+		t.Fatalf("a call without the token: %v, want 401", err)
+	}
+	waitFor(t, "both user.created events to be processed", 10*time.Second, func() bool {
+		return len(s.spans().Where(orderSvc, "process user.created", trace.SpanKindConsumer)) == 2
+	})
+	s.stop()
+	for _, sp := range s.spans() {
+		for _, text := range spanText(sp) {
+			if strings.Contains(text, token) {
+				t.Errorf("%s %q carries the token", testenv.Service(sp), sp.Name())
+			}
+		}
+	}
+	refused := s.spans().Where(userSvc, "user.User/GetUser", trace.SpanKindServer)
+	found := false
+	for _, sp := range refused {
+		v, _ := testenv.Attr(sp, semconv.ErrorTypeKey)
+		found = found || v.AsString() == "401"
+	}
+	if !found {
+		t.Error("no GetUser server span records the 401")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/events"
 	"github.com/go-micro-otel/reference/internal/fault"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
@@ -48,6 +49,8 @@ type Deps struct {
 	Tracing string
 	// Faults slows down or fails endpoints on purpose (FAULT_DELAY, FAULT_ERROR_RATE).
 	Faults fault.Rules
+	// Guard is the rate limit and authentication (RATE_LIMIT_RPS, AUTH_TOKEN); off when zero.
+	Guard guard.Config
 }
 
 // The values of Deps.Tracing and MICRO_TRACING.
@@ -132,14 +135,16 @@ func newService(name string, d Deps, db *sql.DB) *Service {
 		micro.RegisterTTL(30 * time.Second),
 		micro.RegisterInterval(10 * time.Second),
 	}
-	// Tracing outermost, so that a request refused while draining is still traced.
+	// The handler chain, outermost first: tracing (so that every refusal below is traced too),
+	// the drain at shutdown, the rate limit, authentication, then injected faults.
 	opts = append(opts, tracingOptions(name, d)...)
 	opts = append(opts,
 		micro.WrapHandler(s.inflight.handlerWrapper),
 		micro.WrapSubscriber(s.inflight.subscriberWrapper),
+		micro.WrapHandler(d.Guard.HandlerWrappers(name)...),
+		micro.WrapClient(guard.ClientWrapper(d.Guard.Token)), // calls to the other service carry the token
 		micro.AfterStart(func() error { close(s.ready); return nil }),
 	)
-	// Innermost, so that the server span records what the fault did.
 	if w := d.Faults.HandlerWrapper(name); w != nil {
 		opts = append(opts, micro.WrapHandler(w))
 	}
