@@ -68,7 +68,14 @@ stop_services() {
 		sleep 0.1
 	done
 }
-trap 'stop_services' EXIT
+# Leave the stack as it was found: stop it at the end only if this run started it.
+started_stack=false
+$stack running || started_stack=true
+finish() {
+	stop_services
+	if $started_stack; then $stack down >/dev/null; fi
+}
+trap finish EXIT
 
 mkdir -p "$out"
 rm -f "$out"/*.log "$out/results.jsonl"

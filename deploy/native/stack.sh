@@ -10,6 +10,7 @@
 #   stack.sh status            what runs, its pid, its health
 #   stack.sh logs [NAME]       the last lines of every log, or follow one
 #   stack.sh env               the environment a client of the stack needs
+#   stack.sh running           succeed if any component started by this script runs
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 run=${STACK_RUN_DIR:-$root/run}
@@ -23,6 +24,17 @@ otlp_grpc=127.0.0.1:4317
 jaeger_ui=http://127.0.0.1:16686
 user_addr=127.0.0.1:8081
 order_addr=127.0.0.1:8082
+
+# port NAME is the port the component is known by.
+port() {
+	case $1 in
+	consul) echo 8500 ;; nats) echo 4222 ;; jaeger) echo 16686 ;; otelcol) echo 4317 ;;
+	user-service) echo "${user_addr##*:}" ;; order-service) echo "${order_addr##*:}" ;;
+	esac
+}
+
+# taken PORT succeeds when something already listens on the loopback PORT.
+taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # health NAME succeeds when the component answers as healthy.
 health() {
@@ -126,6 +138,11 @@ up() {
 	for name in "${components[@]}"; do
 		if pid "$name" >/dev/null; then
 			echo "  $name already running"
+		elif taken "$(port "$name")"; then
+			# Its health check would be answered by whatever holds the port.
+			echo "stack: port $(port "$name") for $name is held by a process this checkout did not start" >&2
+			echo "       (another checkout's stack? run its 'make down'), so $name was not started" >&2
+			return 1
 		else
 			start "$name"
 			echo "  $name started (pid $(cat "$run/$name.pid"))"
@@ -198,5 +215,6 @@ stop) shift; stop "$@" ;;
 status) status ;;
 logs) shift; logs "$@" ;;
 env) client_env ;;
+running) for name in "${components[@]}"; do pid "$name" >/dev/null && exit 0; done; exit 1 ;;
 *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
