@@ -7,7 +7,6 @@ import (
 
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/selector"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -74,7 +73,7 @@ func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
 		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, t.nodes.get(node.Address, serverAddress))
 		if span.IsRecording() {
-			span.SetAttributes(nodeID.String(node.Id), candidates.Int(t.candidates(req.Service(), opts.SelectOptions)))
+			span.SetAttributes(nodeID.String(node.Id))
 		}
 		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
 		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
@@ -97,30 +96,9 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 	return err
 }
 
-// Which node the selector picked, and among how many: selection is part of the call, not a
-// span of its own.
-const (
-	nodeID     = attribute.Key("go_micro.node.id")
-	candidates = attribute.Key("go_micro.selector.candidates")
-)
-
-// candidates counts the nodes the selector chose from for service, with the call's own select
-// options, from the selector's registry cache.
-func (t *tracedClient) candidates(service string, callOpts []selector.SelectOption) int {
-	n := 0
-	opts := make([]selector.SelectOption, 0, len(callOpts)+1)
-	opts = append(opts, callOpts...)
-	opts = append(opts, selector.WithFilter(func(services []*registry.Service) []*registry.Service {
-		for _, s := range services {
-			n += len(s.Nodes)
-		}
-		return services
-	}))
-	if _, err := t.Options().Selector.Select(service, opts...); err != nil {
-		return 0
-	}
-	return n
-}
+// nodeID is the registry id of the node the selector picked: selection is part of the call,
+// not a span of its own.
+const nodeID = attribute.Key("go_micro.node.id")
 
 func serverAddress(hostport string) trace.SpanStartOption {
 	return trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, hostport)...)
