@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"go-micro.dev/v4/codec"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/server"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/go-micro-otel/reference/internal/testenv"
 )
 
 func TestParse(t *testing.T) {
@@ -39,17 +40,9 @@ func TestParse(t *testing.T) {
 	}
 }
 
-type request struct{ endpoint string }
-
-func (r request) Service() string           { return "user.service" }
-func (r request) Method() string            { return r.endpoint }
-func (r request) Endpoint() string          { return r.endpoint }
-func (r request) ContentType() string       { return "application/protobuf" }
-func (r request) Header() map[string]string { return nil }
-func (r request) Body() interface{}         { return nil }
-func (r request) Read() ([]byte, error)     { return nil, nil }
-func (r request) Codec() codec.Reader       { return nil }
-func (r request) Stream() bool              { return false }
+func request(endpoint string) testenv.Request {
+	return testenv.Request{ServiceName: "user.service", EndpointName: endpoint}
+}
 
 func TestHandlerWrapperInjectsAndMarksFaults(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
@@ -64,7 +57,7 @@ func TestHandlerWrapperInjectsAndMarksFaults(t *testing.T) {
 	call := func(endpoint string) error {
 		ctx, span := tracer.Start(context.Background(), endpoint)
 		defer span.End()
-		return h(ctx, request{endpoint}, nil)
+		return h(ctx, request(endpoint), nil)
 	}
 
 	start := time.Now()
@@ -101,7 +94,7 @@ func TestDelayEndsWithTheRequest(t *testing.T) {
 		func(context.Context, server.Request, interface{}) error { return nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := h(ctx, request{"User.GetUser"}, nil); merrors.FromError(err).Code != 408 {
+	if err := h(ctx, request("User.GetUser"), nil); merrors.FromError(err).Code != 408 {
 		t.Errorf("err = %v, want a 408 once the request's context ends", err)
 	}
 }

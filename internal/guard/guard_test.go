@@ -6,23 +6,16 @@ import (
 	"testing"
 
 	"go-micro.dev/v4/client"
-	"go-micro.dev/v4/codec"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
+
+	"github.com/go-micro-otel/reference/internal/testenv"
 )
 
-type request struct{ header map[string]string }
-
-func (r request) Service() string           { return "user.service" }
-func (r request) Method() string            { return "User.GetUser" }
-func (r request) Endpoint() string          { return "User.GetUser" }
-func (r request) ContentType() string       { return "application/protobuf" }
-func (r request) Header() map[string]string { return r.header }
-func (r request) Body() interface{}         { return nil }
-func (r request) Read() ([]byte, error)     { return nil, nil }
-func (r request) Codec() codec.Reader       { return nil }
-func (r request) Stream() bool              { return false }
+func request(header map[string]string) testenv.Request {
+	return testenv.Request{ServiceName: "user.service", EndpointName: "User.GetUser", Headers: header}
+}
 
 // chain applies wrappers as go-micro does: the first is the outermost.
 func chain(h server.HandlerFunc, ws []server.HandlerWrapper) server.HandlerFunc {
@@ -53,7 +46,7 @@ func TestAuthenticate(t *testing.T) {
 		{map[string]string{"Authorization": "Bearer s3cret"}, 0},
 		{map[string]string{"authorization": "Bearer s3cret"}, 0},
 	} {
-		err := h(context.Background(), request{tc.header}, nil)
+		err := h(context.Background(), request(tc.header), nil)
 		if code(err) != tc.want {
 			t.Errorf("%v: err %v, want code %d", tc.header, err, tc.want)
 		}
@@ -72,7 +65,7 @@ func TestRateLimitRefusesBeyondTheBurst(t *testing.T) {
 		Config{RateLimit: 0.001, Burst: 2}.HandlerWrappers("user.service"))
 	var codes []int32
 	for range 3 {
-		codes = append(codes, code(h(context.Background(), request{}, nil)))
+		codes = append(codes, code(h(context.Background(), request(nil), nil)))
 	}
 	if codes[0] != 0 || codes[1] != 0 || codes[2] != 429 || calls != 2 {
 		t.Errorf("codes %v, handler ran %d times; want 0 0 429 and 2", codes, calls)
@@ -83,10 +76,10 @@ func TestRateLimitRefusesBeyondTheBurst(t *testing.T) {
 func TestChainOrder(t *testing.T) {
 	h := chain(func(context.Context, server.Request, interface{}) error { return nil },
 		Config{RateLimit: 0.001, Burst: 1, Token: "s3cret"}.HandlerWrappers("user.service"))
-	if err := h(context.Background(), request{}, nil); code(err) != 401 {
+	if err := h(context.Background(), request(nil), nil); code(err) != 401 {
 		t.Fatalf("first call without a token: %v, want 401", err)
 	}
-	good := request{map[string]string{"Authorization": "Bearer s3cret"}}
+	good := request(map[string]string{"Authorization": "Bearer s3cret"})
 	if err := h(context.Background(), good, nil); code(err) != 429 {
 		t.Errorf("second call, with the token: %v, want 429 from the limit the first call spent", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/codec"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -88,3 +89,20 @@ func (p *Publisher) Publish(ctx context.Context, _ client.Message, _ ...client.P
 	p.sent = append(p.sent, trace.SpanContextFromContext(ctx))
 	return nil
 }
+
+// Request is a go-micro server request as a handler wrapper sees it.
+type Request struct {
+	ServiceName, EndpointName string
+	Payload                   any               // the decoded request
+	Headers                   map[string]string // the transport headers
+}
+
+func (r Request) Service() string           { return r.ServiceName }
+func (r Request) Method() string            { return r.EndpointName }
+func (r Request) Endpoint() string          { return r.EndpointName }
+func (r Request) ContentType() string       { return "application/protobuf" }
+func (r Request) Header() map[string]string { return r.Headers }
+func (r Request) Body() interface{}         { return r.Payload }
+func (r Request) Read() ([]byte, error)     { return nil, nil }
+func (r Request) Codec() codec.Reader       { return nil }
+func (r Request) Stream() bool              { return false }

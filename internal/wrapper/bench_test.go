@@ -52,7 +52,7 @@ func inboundMetadata() metadata.Metadata {
 }
 
 func BenchmarkHandler(b *testing.B) {
-	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{Id: 1}, header: inboundMetadata()}
+	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{Id: 1}, inboundMetadata())
 	ok := func(context.Context, server.Request, interface{}) error { return nil }
 	ctx := metadata.NewContext(context.Background(), inboundMetadata())
 	b.Run("no-wrapper", func(b *testing.B) {
@@ -97,7 +97,7 @@ func BenchmarkCallAttempt(b *testing.B) {
 // fewer attributes. It reads the global propagator.
 func BenchmarkPluginHandler(b *testing.B) {
 	otel.SetTextMapPropagator(benchPropagator)
-	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{Id: 1}, header: inboundMetadata()}
+	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{Id: 1}, inboundMetadata())
 	ok := func(context.Context, server.Request, interface{}) error { return nil }
 	ctx := metadata.NewContext(context.Background(), inboundMetadata())
 	for _, s := range samplers[1:] {

@@ -57,7 +57,7 @@ func TestServerDurationByOutcome(t *testing.T) {
 		}
 		return nil
 	})
-	req := fakeRequest{service: "user.service", endpoint: "User.CreateUser", body: &userpb.CreateUserRequest{}, header: inboundHeader()}
+	req := fakeRequest("User.CreateUser", &userpb.CreateUserRequest{}, inboundHeader())
 	for _, f := range []bool{false, false, true} {
 		fail = f
 		_ = h(inbound(), req, nil)

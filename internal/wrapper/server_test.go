@@ -37,7 +37,7 @@ func TestHandlerSpanFollowsRPCConventions(t *testing.T) {
 		inHandler = trace.SpanContextFromContext(ctx)
 		return nil
 	})
-	req := fakeRequest{service: "user.service", endpoint: "User.GetUser", body: &userpb.GetUserRequest{}, header: inboundHeader()}
+	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{}, inboundHeader())
 	if err := h(inbound(), req, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestHandlerSpanRecordsErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts, rec, _ := recorded()
 			h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return tc.err })
-			err := h(inbound(), fakeRequest{service: "user.service", endpoint: "User.CreateUser", body: &userpb.CreateUserRequest{}, header: inboundHeader()}, nil)
+			err := h(inbound(), fakeRequest("User.CreateUser", &userpb.CreateUserRequest{}, inboundHeader()), nil)
 			if err != tc.err {
 				t.Fatalf("wrapper changed the error: %v", err)
 			}
@@ -111,7 +111,7 @@ func TestHandlerPanicEndsSpanAndPanicsOn(t *testing.T) {
 			t.Errorf("status %v", s.Status())
 		}
 	}()
-	_ = h(inbound(), fakeRequest{service: "user.service", endpoint: "User.GetUser"}, nil)
+	_ = h(inbound(), fakeRequest("User.GetUser", nil, nil), nil)
 }
 
 func TestMethodNameWithoutProtoBody(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/go-micro-otel/reference/internal/testenv"
 )
 
 // recorded returns wrapper options that record spans, and the recorder.
@@ -66,21 +68,11 @@ func remoteParent(t *testing.T) trace.SpanContext {
 
 const remoteTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-type fakeRequest struct {
-	service, endpoint string
-	body              any
-	header            map[string]string // the transport headers, as go-micro's request has them
+// fakeRequest is a request to user.service carrying body, with the transport headers go-micro's
+// request would have.
+func fakeRequest(endpoint string, body any, header map[string]string) testenv.Request {
+	return testenv.Request{ServiceName: "user.service", EndpointName: endpoint, Payload: body, Headers: header}
 }
-
-func (r fakeRequest) Service() string           { return r.service }
-func (r fakeRequest) Method() string            { return r.endpoint }
-func (r fakeRequest) Endpoint() string          { return r.endpoint }
-func (r fakeRequest) ContentType() string       { return "application/protobuf" }
-func (r fakeRequest) Header() map[string]string { return r.header }
-func (r fakeRequest) Body() interface{}         { return r.body }
-func (r fakeRequest) Read() ([]byte, error)     { return nil, nil }
-func (r fakeRequest) Codec() codec.Reader       { return nil }
-func (r fakeRequest) Stream() bool              { return false }
 
 type fakeMessage struct {
 	topic  string
