@@ -183,9 +183,6 @@ func tracingOptions(name string, d Deps) []micro.Option {
 // subscribe (go-micro only logs a failure there, and keeps retrying registration).
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Client is the service's traced go-micro client.
-func (s *Service) Client() client.Client { return s.micro.Client() }
-
 // Run serves until ctx is cancelled, then deregisters, lets in-flight requests and event
 // deliveries finish, and closes the database. Flushing spans is the caller's last step.
 func (s *Service) Run(ctx context.Context) error {

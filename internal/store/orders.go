@@ -200,10 +200,3 @@ func (s *Orders) OpenAccount(ctx context.Context, eventID string, userID int64) 
 	}
 	return opened, nil
 }
-
-// HasAccount reports whether the user's order account is open.
-func (s *Orders) HasAccount(ctx context.Context, userID int64) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE user_id = ?`, userID).Scan(&n)
-	return n > 0, err
-}
