@@ -42,7 +42,7 @@ test: lint proto-check ## The test suite: lint, generated code, every test with 
 	go test -race -count=1 ./...
 	cd deploy && go test -count=1 ./...
 
-native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (first time: ~25 min).
+native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (first time: 8-25 min).
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
