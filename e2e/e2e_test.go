@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -98,32 +99,7 @@ func TestNativeStack(t *testing.T) {
 	})
 
 	bin := filepath.Join(root, "run", "bin", "user-client")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/user-client")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build user-client: %v\n%s", err, out)
-	}
-	client := exec.Command(bin, "-json")
-	client.Env = clientEnv(t)
-	out, err := client.Output()
-	if err != nil {
-		t.Fatalf("user-client: %v\n%s", err, out)
-	}
-	steps := map[string]step{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		var s step
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			t.Fatalf("user-client output %q: %v", sc.Text(), err)
-		}
-		if !s.OK {
-			t.Errorf("demo step %q did not end as expected (code %d)", s.Name, s.Code)
-		}
-		steps[s.Name] = s
-	}
-	if len(steps) != 10 {
-		t.Fatalf("demo ran %d steps, want 10:\n%s", len(steps), out)
-	}
+	steps := runDemo(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -274,6 +250,65 @@ func TestNativeStack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// With TAIL_SAMPLING_PERCENT=0 the collector keeps only failed and slow traces for Jaeger.
+func TestTailSamplingKeepsFailedTraces(t *testing.T) {
+	t.Setenv("TAIL_SAMPLING_PERCENT", "0") // the collector started below inherits it
+	stack(t, "down")
+	stack(t, "up")
+	t.Cleanup(func() { stack(t, "down") })
+	steps := runDemo(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j := jaeger.New(jaegerURL)
+	failed, err := j.WaitTrace(ctx, steps[demo.CreateInvalidUser].TraceID, func(tr *jaeger.Trace) bool {
+		return len(tr.Find("user.service", "user.User/CreateUser", jaeger.KindServer)) == 1
+	})
+	if err != nil {
+		t.Fatalf("the failed call's trace did not survive tail sampling: %v", err)
+	}
+	noOrphans(t, failed)
+	// Those calls started before the failed one, so their traces were decided before it: dropped.
+	for _, name := range []string{demo.CreateUser, demo.ListUsers, demo.GetOrder} {
+		if _, err := j.Trace(ctx, steps[name].TraceID); !errors.Is(err, jaeger.ErrNotFound) {
+			t.Errorf("the successful %q trace reached Jaeger (%v)", name, err)
+		}
+	}
+}
+
+// runDemo runs user-client against the native stack and returns its steps by name.
+func runDemo(t *testing.T) map[string]step {
+	t.Helper()
+	bin := filepath.Join(root, "run", "bin", "user-client")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/user-client")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build user-client: %v\n%s", err, out)
+	}
+	client := exec.Command(bin, "-json")
+	client.Env = clientEnv(t)
+	out, err := client.Output()
+	if err != nil {
+		t.Fatalf("user-client: %v\n%s", err, out)
+	}
+	steps := map[string]step{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		var s step
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			t.Fatalf("user-client output %q: %v", sc.Text(), err)
+		}
+		if !s.OK {
+			t.Errorf("demo step %q did not end as expected (code %d)", s.Name, s.Code)
+		}
+		steps[s.Name] = s
+	}
+	if len(steps) != 10 {
+		t.Fatalf("demo ran %d steps, want 10:\n%s", len(steps), out)
+	}
+	return steps
 }
 
 // hasLine reports whether a Prometheus exposition has a sample line starting with prefix and

@@ -90,6 +90,7 @@ start() {
 	otelcol)
 		bin=$("$build" path otelcol)
 		launch otelcol env OTELCOL_LISTEN_HOST=127.0.0.1 JAEGER_OTLP_ENDPOINT=127.0.0.1:14317 \
+			TAIL_SAMPLING_PERCENT="${TAIL_SAMPLING_PERCENT:-100}" \
 			"$bin" --config "$root/deploy/otel-config.yaml" ;;
 	user-service | order-service)
 		(cd "$root" && go build -o "$run/bin/" "./cmd/$name")
