@@ -322,6 +322,7 @@ func hasLine(body, prefix, label string) bool {
 	return false
 }
 
+// get returns the body of a 200 answer to GET url.
 func get(t *testing.T, url string) string {
 	t.Helper()
 	rsp, err := http.Get(url)
@@ -332,6 +333,9 @@ func get(t *testing.T, url string) string {
 	b, err := io.ReadAll(rsp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rsp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, rsp.Status, b)
 	}
 	return string(b)
 }
@@ -361,16 +365,7 @@ func alive(pid int) bool {
 
 func getJSON(t *testing.T, url string, into any) {
 	t.Helper()
-	rsp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rsp.Body.Close()
-	b, _ := io.ReadAll(rsp.Body)
-	if rsp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", url, rsp.Status, b)
-	}
-	if err := json.Unmarshal(b, into); err != nil {
+	if err := json.Unmarshal([]byte(get(t, url)), into); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
