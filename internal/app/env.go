@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
-	natsbroker "github.com/go-micro/plugins/v4/broker/nats"
 	"github.com/go-micro/plugins/v4/registry/consul"
-	"github.com/nats-io/nats.go"
-	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/registry"
 
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/guard"
+	"github.com/go-micro-otel/reference/internal/jsbroker"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
 
@@ -24,6 +21,7 @@ const (
 	EnvRegistry        = "MICRO_REGISTRY"         // "consul" (default) or "memory"
 	EnvRegistryAddress = "MICRO_REGISTRY_ADDRESS" // default 127.0.0.1:8500
 	EnvBrokerAddress   = "MICRO_BROKER_ADDRESS"   // default nats://127.0.0.1:4222
+	EnvBrokerToken     = "NATS_TOKEN"             // unset (default): no authentication
 	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
 	EnvDataDir         = "DATA_DIR"               // default ./data
 	EnvTracing         = "MICRO_TRACING"          // ours (default), plugin or none: for benchmarks
@@ -49,8 +47,9 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 		return Deps{}, fmt.Errorf("app: %s=%q: want %s, %s or %s", EnvTracing, tracing, TracingOurs, TracingPlugin, TracingNone)
 	}
 	return Deps{
-		Registry:  reg,
-		Broker:    NewNATSBroker(name, cmp.Or(os.Getenv(EnvBrokerAddress), "nats://127.0.0.1:4222")),
+		Registry: reg,
+		Broker: jsbroker.New(cmp.Or(os.Getenv(EnvBrokerAddress), "nats://127.0.0.1:4222"),
+			jsbroker.WithName(name), jsbroker.WithToken(os.Getenv(EnvBrokerToken)), jsbroker.WithLogger(logger)),
 		Telemetry: tel,
 		Logger:    logger,
 		DataDir:   cmp.Or(os.Getenv(EnvDataDir), "data"),
@@ -71,16 +70,4 @@ func RegistryFromEnv() (registry.Registry, error) {
 	default:
 		return nil, fmt.Errorf("app: %s=%q: want consul or memory", EnvRegistry, kind)
 	}
-}
-
-// NewNATSBroker returns a NATS broker that reconnects forever and, while disconnected, fails
-// publishes at once instead of buffering them in memory: the outbox keeps unpublished events
-// durably and retries them, which a buffer lost with the process could not.
-func NewNATSBroker(clientName, url string) broker.Broker {
-	opts := nats.GetDefaultOptions()
-	opts.Name = clientName
-	opts.MaxReconnect = -1
-	opts.ReconnectWait = time.Second
-	opts.ReconnectBufSize = -1
-	return natsbroker.NewBroker(broker.Addrs(url), natsbroker.Options(opts))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/guard"
+	"github.com/go-micro-otel/reference/internal/jsbroker"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -66,7 +67,7 @@ func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stac
 	for _, b := range []built{{userSvc, app.NewUserService}, {orderSvc, app.NewOrderService}} {
 		d := app.Deps{
 			Registry:  s.registry,
-			Broker:    app.NewNATSBroker(b.name, ns.ClientURL()),
+			Broker:    jsbroker.New(ns.ClientURL(), jsbroker.WithName(b.name)),
 			Telemetry: s.telemetry(t, b.name),
 			Logger:    logger,
 			DataDir:   s.dataDir,
@@ -90,8 +91,6 @@ func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stac
 		}
 		done = append(done, ch)
 	}
-	// order.service is subscribed only once NATS has its SUB; events before that are lost.
-	testenv.WaitForSubscriber(t, ns, "user.created")
 	s.stop = func() {
 		cancel()
 		for _, ch := range done {

@@ -1,8 +1,9 @@
 // Package events delivers the events services write to their outbox: right after the
 // transaction that wrote them commits, and again from a background relay, with backoff, for
 // any that could not be published then. Consumers deduplicate by event id, so the occasional
-// second delivery is harmless. An event leaves the outbox once the broker client accepts it;
-// with core NATS that is not an acknowledgement from a consumer (see the README's limits).
+// second delivery is harmless. An event leaves the outbox once the broker has stored it
+// (internal/jsbroker: JetStream acknowledges the publish); from there the broker redelivers it
+// until a consumer succeeds.
 package events
 
 import (

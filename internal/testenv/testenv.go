@@ -5,6 +5,8 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -16,40 +18,76 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// StartNATS runs a NATS server on a free loopback port until the test ends.
-func StartNATS(t testing.TB) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		t.Fatal("nats server not ready within 10s")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns
+// NATS is a NATS server with JetStream, on loopback, that a test can restart.
+type NATS struct {
+	t    testing.TB
+	opts natsserver.Options
+	mu   sync.Mutex
+	srv  *natsserver.Server
 }
 
-// WaitForSubscriber polls until some client of ns subscribes to subject: with core NATS a
-// message published before that is dropped.
-func WaitForSubscriber(t testing.TB, ns *natsserver.Server, subject string) {
+// NATSOption configures the server StartNATS runs.
+type NATSOption func(*natsserver.Options)
+
+// WithNATSToken makes the server require token from its clients.
+func WithNATSToken(token string) NATSOption {
+	return func(o *natsserver.Options) { o.Authorization = token }
+}
+
+// StartNATS runs a NATS server with JetStream on a free loopback port until the test ends.
+// Its store is a folder of the test, so a restart keeps the streams.
+func StartNATS(t testing.TB, opts ...NATSOption) *NATS {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		sz, err := ns.Subsz(&natsserver.SubszOptions{Subscriptions: true, Test: subject})
-		if err == nil && sz.Total > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no subscriber to %s within 10s (%v)", subject, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	n := &NATS{t: t, opts: natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()}}
+	for _, o := range opts {
+		o(&n.opts)
 	}
+	n.Start()
+	// The first start chose the port; a restart must reuse it for clients to reconnect.
+	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// ClientURL is the URL clients connect to.
+func (n *NATS) ClientURL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port)
+}
+
+// Start starts the server if it is stopped.
+func (n *NATS) Start() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.srv != nil {
+		return
+	}
+	opts := n.opts
+	srv, err := natsserver.NewServer(&opts)
+	if err != nil {
+		n.t.Fatalf("nats server: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		n.t.Fatal("nats server not ready within 10s")
+	}
+	n.srv = srv
+}
+
+// Stop shuts the server down; clients see it go away.
+func (n *NATS) Stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	n.srv = nil
 }
 
 // Publisher stands in for a go-micro client's publishing: it records the trace context of each
