@@ -11,7 +11,7 @@ CMDS := user-service order-service user-client
 # The stack runs under docker compose when a Docker engine answers, as local processes
 # otherwise (deploy/native); STACK=native or STACK=compose chooses.
 STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && echo compose || echo native)
-COMPOSE := docker compose -f deploy/docker-compose.yaml
+COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
 NATIVE  := deploy/native/stack.sh
 
 .PHONY: help build proto proto-check lint test test-short clean up down status logs demo e2e native-tools bench bench-smoke

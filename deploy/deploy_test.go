@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -22,8 +23,10 @@ import (
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
+	// As the Makefile runs it: --env-file stack.env.
 	opts, err := cli.NewProjectOptions([]string{"docker-compose.yaml"},
-		cli.WithWorkingDirectory("."), cli.WithProfiles([]string{"demo"}))
+		cli.WithWorkingDirectory("."), cli.WithProfiles([]string{"demo"}),
+		cli.WithEnvFiles("stack.env"), cli.WithDotEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +69,7 @@ func TestComposeFileIsValid(t *testing.T) {
 		t.Log("no docker compose CLI here: checked with its loader only")
 		return
 	}
-	if out, err := exec.Command("docker", "compose", "-f", "docker-compose.yaml", "--profile", "demo", "config", "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command("docker", "compose", "-f", "docker-compose.yaml", "--env-file", "stack.env", "--profile", "demo", "config", "-q").CombinedOutput(); err != nil {
 		t.Errorf("docker compose config: %v\n%s", err, out)
 	}
 }
@@ -120,6 +123,43 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 	}
 }
 
+// credentials are the settings of stack.env that are secrets: Kubernetes takes them from a
+// Secret, never from the ConfigMap.
+var credentials = []string{"CONSUL_HTTP_TOKEN", "NATS_TOKEN"}
+
+// Consul and NATS demand the stack's tokens in both stacks, and the services get them.
+func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
+	p := loadCompose(t)
+	env := parseEnvFile(t, "stack.env")
+	script := read(t, "native/stack.sh")
+	for _, name := range credentials {
+		if env[name] == "" {
+			t.Fatalf("stack.env has no %s", name)
+		}
+	}
+	consul := strings.Join(p.Services["consul"].Command, " ")
+	if !strings.Contains(consul, "/etc/consul/acl.hcl") || !strings.Contains(consul, `initial_management = "`+env["CONSUL_HTTP_TOKEN"]+`"`) {
+		t.Errorf("compose consul does not enable ACLs with the stack's token: %s", consul)
+	}
+	if !strings.Contains(script, `-config-file "$root/deploy/consul-acl.hcl"`) || !strings.Contains(script, `initial_management = \"$CONSUL_HTTP_TOKEN\"`) {
+		t.Error("native/stack.sh does not enable Consul ACLs with the stack's token")
+	}
+	nats := strings.Join(p.Services["nats"].Command, " ")
+	if !strings.Contains(nats, "-js") || !strings.Contains(nats, "--auth "+env["NATS_TOKEN"]) {
+		t.Errorf("compose nats runs without JetStream or the token: %s", nats)
+	}
+	if !strings.Contains(script, `-js -sd "$run/nats"`) || !strings.Contains(script, `auth=(--auth "$NATS_TOKEN")`) {
+		t.Error("native/stack.sh runs NATS without JetStream or the token")
+	}
+	for _, svc := range []string{"user-service", "order-service", "user-client"} {
+		for _, name := range credentials {
+			if got := deref(p.Services[svc].Environment[name]); got != env[name] {
+				t.Errorf("compose %s gets %s=%q, want stack.env's", svc, name, got)
+			}
+		}
+	}
+}
+
 // The manifests give each service the environment compose gives it, and the same ports.
 func TestKubernetesMatchesCompose(t *testing.T) {
 	p := loadCompose(t)
@@ -136,6 +176,12 @@ func TestKubernetesMatchesCompose(t *testing.T) {
 		}
 	}
 	for k, v := range parseEnvFile(t, "stack.env") {
+		if slices.Contains(credentials, k) {
+			if _, ok := config[k]; ok {
+				t.Errorf("k8s ConfigMap holds the secret %s", k)
+			}
+			continue
+		}
 		if config[k] != v {
 			t.Errorf("k8s ConfigMap %s = %q, stack.env has %q", k, config[k], v)
 		}
@@ -158,6 +204,9 @@ func TestKubernetesMatchesCompose(t *testing.T) {
 			}
 		}
 		for name, value := range p.Services[svc].Environment {
+			if slices.Contains(credentials, name) {
+				continue // from the Secret, checked below
+			}
 			if name == "OTEL_RESOURCE_ATTRIBUTES" {
 				if !strings.HasPrefix(env[name], deref(value)) {
 					t.Errorf("%s %s = %q, want it to extend %q", svc, name, env[name], deref(value))
@@ -179,6 +228,13 @@ func TestKubernetesMatchesCompose(t *testing.T) {
 			if c[probe] == nil {
 				t.Errorf("%s has no %s", svc, probe)
 			}
+		}
+		secret := false
+		for _, from := range c["envFrom"].([]any) {
+			secret = secret || dig(from.(map[string]any), "secretRef", "name") == "go-micro-otel-credentials"
+		}
+		if !secret {
+			t.Errorf("%s does not take its credentials from the go-micro-otel-credentials Secret", svc)
 		}
 		if dig(c, "resources", "limits", "memory") == nil {
 			t.Errorf("%s has no memory limit", svc)

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 )
@@ -44,6 +46,26 @@ func stack(t *testing.T, args ...string) string {
 		t.Fatalf("stack.sh %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// stackSetting returns a setting of the stack: the environment's value, as stack.sh takes it,
+// or deploy/stack.env's.
+func stackSetting(t *testing.T, key string) string {
+	t.Helper()
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "stack.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s is not in deploy/stack.env", key)
+	return ""
 }
 
 func clientEnv(t *testing.T) []string {
@@ -78,6 +100,23 @@ func TestNativeStack(t *testing.T) {
 		}
 		if strings.Contains(out, " started") {
 			t.Errorf("a second up started something:\n%s", out)
+		}
+	})
+
+	t.Run("Consul and NATS refuse clients without the stack's tokens", func(t *testing.T) {
+		rsp, err := http.Get(consulURL + "/v1/health/service/user.service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rsp.Body)
+		rsp.Body.Close()
+		if strings.TrimSpace(string(b)) != "[]" {
+			t.Errorf("Consul showed user.service to an anonymous client: %s %s", rsp.Status, b)
+		}
+		nc, err := nats.Connect("nats://127.0.0.1:4222", nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			t.Error("NATS accepted a client without the token")
 		}
 	})
 
@@ -323,9 +362,15 @@ func hasLine(body, prefix, label string) bool {
 }
 
 // get returns the body of a 200 answer to GET url.
+// get fetches url, with the stack's Consul ACL token: Consul answers nothing without it.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	rsp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Consul-Token", stackSetting(t, "CONSUL_HTTP_TOKEN"))
+	rsp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
