@@ -41,6 +41,11 @@ func Main(name string, build func(context.Context, Deps) (*Service, error)) int 
 	if err := tel.Shutdown(context.Background()); err != nil {
 		logger.Error("flushing spans failed", "error", err)
 	}
+	if c, ok := tel.Spans(); ok {
+		// The record the fault tests read: did every span of this process reach the collector?
+		logger.Info("spans flushed", "spans_ended", c.Ended, "spans_exported", c.Exported,
+			"spans_failed", c.Failed, "spans_dropped", c.Dropped())
+	}
 	return code
 }
 

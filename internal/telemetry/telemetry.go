@@ -47,6 +47,7 @@ type Telemetry struct {
 
 	shutdown        func(context.Context) error
 	shutdownTimeout time.Duration
+	accounting      *accounting
 }
 
 type options struct {
@@ -101,11 +102,16 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
-		processor = sdktrace.NewBatchSpanProcessor(exp) // OTEL_BSP_* from the environment
+		t.accounting = &accounting{}
+		// OTEL_BSP_* from the environment
+		processor = sdktrace.NewBatchSpanProcessor(countingExporter{SpanExporter: exp, acc: t.accounting})
 	}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res),
-		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(baggageAllowList(BaggageKeys()))),
-		sdktrace.WithSpanProcessor(processor)}
+		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(baggageAllowList(BaggageKeys())))}
+	if t.accounting != nil {
+		topts = append(topts, sdktrace.WithSpanProcessor(t.accounting))
+	}
+	topts = append(topts, sdktrace.WithSpanProcessor(processor))
 	// Without SAMPLING_RULES the SDK reads OTEL_TRACES_SAMPLER(_ARG), defaulting to
 	// parentbased_always_on.
 	if rules := os.Getenv("SAMPLING_RULES"); rules != "" {
@@ -160,6 +166,15 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("telemetry: shutdown: %w", err)
 	}
 	return nil
+}
+
+// Spans returns what became of the sampled spans so far; ok is false when spans do not go to
+// the OTLP exporter (the SDK is disabled, or a test replaced the pipeline).
+func (t *Telemetry) Spans() (counts SpanCounts, ok bool) {
+	if t.accounting == nil {
+		return SpanCounts{}, false
+	}
+	return t.accounting.counts(), true
 }
 
 // Disabled reports OTEL_SDK_DISABLED=true, which the Go SDK does not honour by itself.
