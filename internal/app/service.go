@@ -17,10 +17,10 @@ import (
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/events"
+	"github.com/go-micro-otel/reference/internal/failover"
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
@@ -33,6 +33,10 @@ import (
 
 // drainTimeout bounds how long a stopping service waits for the work in progress.
 const drainTimeout = 15 * time.Second
+
+// failoverCooldown is how long a client avoids an instance whose connection failed: about the
+// time a dead instance takes to leave the registry, or a restarted one to listen again.
+const failoverCooldown = 5 * time.Second
 
 // Deps is what a service needs from its surroundings.
 type Deps struct {
@@ -227,9 +231,10 @@ func NewUntracedClient(reg registry.Registry) client.Client {
 }
 
 // newClient speaks protobuf: go-micro's default JSON codec encodes well-known types such as
-// Timestamp in a form its own decoder rejects. It has a selector of its own: by default every
-// client shares go-micro's global one, and setting a registry on one would change it for all.
+// Timestamp in a form its own decoder rejects. It fails over from a dead or restarted instance
+// to another (internal/failover), and has a selector of its own: by default every client
+// shares go-micro's global one, and setting a registry on one would change it for all.
 func newClient(opts ...client.Option) client.Client {
-	base := []client.Option{client.ContentType("application/protobuf"), client.Selector(selector.NewSelector())}
+	base := append([]client.Option{client.ContentType("application/protobuf")}, failover.New(failoverCooldown).ClientOptions()...)
 	return client.NewClient(append(base, opts...)...)
 }
