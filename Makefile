@@ -14,7 +14,7 @@ STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/nul
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short clean up down status logs demo e2e native-tools bench bench-smoke
+.PHONY: help build proto proto-check lint test test-short clean up down status logs demo e2e chaos native-tools bench bench-smoke
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (fi
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
-	go test -tags e2e -count=1 -timeout 20m -v ./e2e/
+	go test -tags e2e -count=1 -timeout 20m -v -run 'TestNativeStack|TestTailSampling' ./e2e/
+
+chaos: native-tools ## Fault tests on the native stack (~10 min); figures in run/chaos/report.md.
+	go test -tags e2e -count=1 -timeout 40m -v -run TestChaos ./e2e/
 
 bench: native-tools ## What tracing costs, four modes side by side under load (~7 min); table in run/bench/.
 	scripts/bench.sh

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -251,6 +252,62 @@ func TestNativeStack(t *testing.T) {
 				t.Fatalf("missing from the collector's Prometheus endpoint: %v", missing)
 			}
 			time.Sleep(time.Second)
+		}
+	})
+
+	t.Run("no personal data in any of the demo's traces", func(t *testing.T) {
+		// The demo's users have example.com addresses and +44 20 7946 numbers.
+		pii := regexp.MustCompile(`@example\.com|7946`)
+		for name, s := range steps {
+			tr, err := j.Trace(ctx, s.TraceID)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			for _, sp := range tr.Spans {
+				for k, v := range sp.Attributes {
+					if pii.MatchString(v) {
+						t.Errorf("%s: %s %s: attribute %s holds personal data", name, sp.Service, sp.Name, k)
+					}
+				}
+				if pii.MatchString(sp.StatusMessage) {
+					t.Errorf("%s: %s %s: status message holds personal data", name, sp.Service, sp.Name)
+				}
+			}
+		}
+	})
+
+	t.Run("the collector masks personal data a client leaks", func(t *testing.T) {
+		traceID := randomHex(16)
+		now := time.Now().UnixNano()
+		body := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"leaky-client"}}]},
+			"scopeSpans":[{"scope":{"name":"e2e"},"spans":[{"traceId":%q,"spanId":%q,"name":"leak","kind":3,
+			"startTimeUnixNano":"%d","endTimeUnixNano":"%d","attributes":[
+			{"key":"user.email","value":{"stringValue":"leak.test@example.com"}},
+			{"key":"user.phone","value":{"stringValue":"+44 20 7946 0958"}},
+			{"key":"note","value":{"stringValue":"call +44 20 7946 0958 or write to leak.test@example.com"}},
+			{"key":"http.request.header.authorization","value":{"stringValue":"Bearer s3cr3t"}}]}]}]}]}`,
+			traceID, randomHex(8), now-int64(time.Millisecond), now)
+		rsp, err := http.Post("http://127.0.0.1:4318/v1/traces", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		if rsp.StatusCode != http.StatusOK {
+			t.Fatalf("the collector refused the span: %s", rsp.Status)
+		}
+		tr, err := j.WaitTrace(ctx, traceID, func(tr *jaeger.Trace) bool { return len(tr.Spans) == 1 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := tr.Spans[0].Attributes
+		want := map[string]string{"user.email": "<email>", "user.phone": "<phone>", "note": "call <phone> or write to <email>"}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %q, want %q", k, got[k], v)
+			}
+		}
+		if v, ok := got["http.request.header.authorization"]; ok {
+			t.Errorf("the authorization header reached Jaeger: %q", v)
 		}
 	})
 

@@ -1,0 +1,659 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-micro/plugins/v4/registry/consul"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	_ "modernc.org/sqlite" // reads order.service's database
+
+	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/jaeger"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
+)
+
+// The fault tests: each scenario runs steady load on the native stack, breaks one part of it
+// (stops a server, kills an instance), mends it, and checks that no request failed that should
+// not have, that every event arrived once in effect, and what became of the spans. The figures
+// go to run/chaos/report.md. Run them with `make chaos`.
+
+// outage is how long a stopped server stays down (CHAOS_OUTAGE, default 30s).
+func outage(t *testing.T) time.Duration {
+	d, err := time.ParseDuration(cmp.Or(os.Getenv("CHAOS_OUTAGE"), "30s"))
+	if err != nil {
+		t.Fatalf("CHAOS_OUTAGE: %v", err)
+	}
+	return d
+}
+
+// row is one scenario's line of the report.
+type row struct {
+	Scenario                     string
+	Sent, Failed                 int
+	P99Before, P99During         time.Duration
+	EventsCreated, Delivered     int
+	Deliveries                   int // deliveries JetStream made to order.service for them
+	SpansEnded, Exported, Lost   int64
+	PeakRSSBeforeMB, PeakRSSMB   float64
+	Notes                        string
+	stackLogs, extraInstanceLogs []string
+}
+
+type chaos struct {
+	t      *testing.T
+	users  userpb.UserService
+	orders orderpb.OrderService
+	env    []string
+	known  []int64 // users that exist, for reads
+	mu     sync.Mutex
+}
+
+func TestChaos(t *testing.T) {
+	stack(t, "down")
+	for _, dir := range []string{"data", "nats", "chaos"} {
+		if err := os.RemoveAll(filepath.Join(root, "run", dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "run", "chaos"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	stack(t, "up")
+	t.Cleanup(func() { stack(t, "down") })
+
+	// The consul registry reads its ACL token from the environment, as the services do.
+	t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN"))
+	c := app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500")))
+	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c),
+		env: clientEnv(t)}
+	for range 20 {
+		h.createUser(context.Background())
+	}
+
+	var rows []*row
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T, *chaos, *row)
+	}{
+		{"collector down", collectorDown},
+		{"NATS down", natsDown},
+		{"Consul down", consulDown},
+		{"order.service instance killed", instanceKilled},
+		{"SIGTERM under load", sigtermUnderLoad},
+		{"Jaeger down", jaegerDown},
+	} {
+		r := &row{Scenario: sc.name}
+		rows = append(rows, r)
+		t.Run(sc.name, func(t *testing.T) {
+			stack(t, "up")
+			h.warmUp(t)
+			sc.run(t, h, r)
+			// Stopping the stack's services flushes their spans and logs what became of them.
+			stack(t, "stop", "user-service", "order-service")
+			for _, name := range []string{"user-service", "order-service"} {
+				r.stackLogs = append(r.stackLogs, filepath.Join(root, "run", name+".log"))
+			}
+			h.countSpans(t, r)
+		})
+	}
+	writeReport(t, rows)
+}
+
+// collectorDown: with the collector stopped, requests go on as before, memory stays bounded
+// (the SDK's span queue drops, never blocks), and export resumes when it returns.
+func collectorDown(t *testing.T, h *chaos, r *row) {
+	pids := readPIDs(t)
+	l := startLoad(50, 8, "before", h.mixed)
+	rssBefore := peakRSS(t, pids, 10*time.Second)
+	l.setPhase("during")
+	stack(t, "stop", "otelcol")
+	rssDuring := peakRSS(t, pids, outage(t))
+	l.setPhase("after")
+	stack(t, "up")
+	l.stop()
+	h.fill(r, l)
+	r.PeakRSSBeforeMB, r.PeakRSSMB = rssBefore, rssDuring
+	if r.Failed > 0 {
+		t.Errorf("%d requests failed with the collector down; first: %s", r.Failed, l.stats("during").FirstError)
+	}
+	if grown := rssDuring - rssBefore; grown > 64 {
+		t.Errorf("the services' memory grew %.0f MB while the collector was down", grown)
+	}
+	noSlowerThanNoise(t, l)
+
+	traceID := h.tracedGetUser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := jaeger.New(jaegerURL).WaitTrace(ctx, traceID, func(tr *jaeger.Trace) bool {
+		return len(tr.Find("user.service", "user.User/GetUser", jaeger.KindServer)) == 1
+	}); err != nil {
+		t.Errorf("a trace made after the collector returned did not reach Jaeger: %v", err)
+	}
+	r.Notes = "spans of the outage are dropped by design; export resumed"
+}
+
+// natsDown: users created while NATS is down all succeed; their events wait in the outbox and
+// each reaches order.service once NATS is back.
+func natsDown(t *testing.T, h *chaos, r *row) {
+	before := consumerState(t)
+	var mu sync.Mutex
+	var created []int64
+	stack(t, "stop", "nats")
+	l := startLoad(10, 4, "during", func(ctx context.Context, _ int) error {
+		id, err := h.createUser(ctx)
+		if err == nil {
+			mu.Lock()
+			created = append(created, id)
+			mu.Unlock()
+		}
+		return err
+	})
+	time.Sleep(outage(t)) // the outage itself: the load runs meanwhile
+	l.stop()
+	stack(t, "up")
+	h.fill(r, l)
+	if r.Failed > 0 {
+		t.Errorf("%d of %d CreateUser calls failed with NATS down; first: %s", r.Failed, r.Sent, l.stats("during").FirstError)
+	}
+	h.awaitEvents(t, r, before, created)
+}
+
+// consulDown: the services keep calling each other from their registry caches while Consul
+// is down, and register again when it returns (it restarts empty, in dev mode).
+func consulDown(t *testing.T, h *chaos, r *row) {
+	l := startLoad(50, 8, "before", h.getUser) // GetUser calls order.service too
+	time.Sleep(5 * time.Second)
+	l.setPhase("during")
+	stack(t, "stop", "consul")
+	time.Sleep(outage(t))
+	l.setPhase("after")
+	stack(t, "up") // waits until both services are registered and passing again
+	l.stop()
+	h.fill(r, l)
+	if n := l.stats("during").Failed; n > 0 {
+		t.Errorf("%d calls failed while Consul was down; first: %s", n, l.stats("during").FirstError)
+	}
+	if n := l.stats("after").Failed; n > 0 {
+		t.Errorf("%d calls failed while the services registered again; first: %s", n, l.stats("after").FirstError)
+	}
+	r.Notes = fmt.Sprintf("after Consul returned: %s", l.stats("after"))
+}
+
+// instanceKilled: of two order.service instances, one is killed with SIGKILL under load; the
+// client retries on the other, and the dead node leaves the registry when its TTL runs out.
+func instanceKilled(t *testing.T, h *chaos, r *row) {
+	extra := h.startInstance(t, "order-service", "127.0.0.1:8083", r)
+	waitInstances(t, "order.service", 2)
+	l := startLoad(50, 8, "before", h.countOrders)
+	time.Sleep(5 * time.Second)
+	l.setPhase("during")
+	if err := extra.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = extra.Wait()
+	// A killed process logs nothing more: its spans still queued died with it, uncounted.
+	r.extraInstanceLogs = nil
+	start := time.Now()
+	waitInstances(t, "order.service", 1)
+	gone := time.Since(start)
+	l.setPhase("after")
+	time.Sleep(5 * time.Second)
+	l.stop()
+	h.fill(r, l)
+	during := l.stats("during")
+	// Bounded: go-micro picks nodes at random and retries a refused connection up to five times
+	// with backoff, so a call fails only if every attempt picked the dead node.
+	if limit := max(3, during.Sent/100); during.Failed > limit {
+		t.Errorf("%d of %d calls failed after the kill, more than %d; first: %s", during.Failed, during.Sent, limit, during.FirstError)
+	}
+	if n := l.stats("after").Failed; n > 0 {
+		t.Errorf("%d calls failed after the dead node left the registry", n)
+	}
+	r.Notes = fmt.Sprintf("dead node out of Consul after %s; errors while it was listed: %d", gone.Round(time.Second), during.Failed)
+}
+
+// sigtermUnderLoad: an instance stopped with SIGTERM under load deregisters first, lets its
+// requests in flight finish, flushes every span, and exits 0; no call fails.
+func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
+	// The delay keeps requests in flight on the instance when the signal arrives.
+	extra := h.startInstance(t, "user-service", "127.0.0.1:8084", r, "FAULT_DELAY=User.GetUser=200ms")
+	waitInstances(t, "user.service", 2)
+	node := instanceID(t, "user.service", "127.0.0.1:8084")
+	l := startLoad(50, 16, "before", h.mixed)
+	time.Sleep(5 * time.Second)
+	l.setPhase("during")
+
+	deregistered := make(chan time.Time, 1)
+	go func() {
+		for {
+			if !slices.Contains(instanceIDs(t, "user.service"), node) {
+				deregistered <- time.Now()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	if err := extra.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := extra.Wait()
+	exited := time.Now()
+	l.setPhase("after")
+	time.Sleep(3 * time.Second)
+	l.stop()
+	h.fill(r, l)
+	if err != nil {
+		t.Errorf("the instance exited with %v after SIGTERM, want 0", err)
+	}
+	select {
+	case at := <-deregistered:
+		if at.After(exited) {
+			t.Errorf("the instance left Consul %s after it exited", at.Sub(exited))
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the stopped instance is still in Consul")
+	}
+	if r.Failed > 0 {
+		t.Errorf("%d calls failed around the SIGTERM; first: %s", r.Failed, l.stats("during").FirstError)
+	}
+	flushed := spansFlushed(t, r.extraInstanceLogs[0])
+	if flushed.Ended == 0 || flushed.Exported != flushed.Ended {
+		t.Errorf("the stopped instance exported %d of its %d spans", flushed.Exported, flushed.Ended)
+	}
+	r.Notes = fmt.Sprintf("stopped instance: exit 0, left Consul before exiting, exported %d/%d spans", flushed.Exported, flushed.Ended)
+}
+
+// jaegerDown: with Jaeger stopped behind a running collector, the services do not notice.
+func jaegerDown(t *testing.T, h *chaos, r *row) {
+	l := startLoad(50, 8, "before", h.mixed)
+	time.Sleep(10 * time.Second)
+	l.setPhase("during")
+	stack(t, "stop", "jaeger")
+	time.Sleep(outage(t))
+	l.setPhase("after")
+	stack(t, "up")
+	l.stop()
+	h.fill(r, l)
+	if r.Failed > 0 {
+		t.Errorf("%d calls failed with Jaeger down; first: %s", r.Failed, l.stats("during").FirstError)
+	}
+	noSlowerThanNoise(t, l)
+	r.Notes = "the collector took every span; Jaeger lost what it held in memory"
+}
+
+// warmUp makes a few calls to each service the stack has just restarted. The client's pooled
+// connections to the previous instances are dead; go-micro fails a call on each once, and the
+// failover retries it on a fresh connection: the calls must all succeed.
+func (h *chaos) warmUp(t *testing.T) {
+	t.Helper()
+	for i := range 20 {
+		if err := h.getUser(context.Background(), i); err != nil {
+			t.Errorf("call %d after the services restarted: %v", i, err)
+		}
+		if err := h.countOrders(context.Background(), i); err != nil {
+			t.Errorf("call %d after the services restarted: %v", i, err)
+		}
+	}
+}
+
+// The calls the load makes.
+
+func (h *chaos) createUser(ctx context.Context) (int64, error) {
+	rsp, err := h.users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Chaos Monkey", Email: "chaos-" + randomHex(8) + "@example.com"})
+	if err != nil {
+		return 0, err
+	}
+	h.mu.Lock()
+	h.known = append(h.known, rsp.GetUser().GetId())
+	h.mu.Unlock()
+	return rsp.GetUser().GetId(), nil
+}
+
+func (h *chaos) someUser(i int) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.known[i%len(h.known)]
+}
+
+func (h *chaos) getUser(ctx context.Context, i int) error {
+	_, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: h.someUser(i)})
+	return err
+}
+
+func (h *chaos) countOrders(ctx context.Context, i int) error {
+	_, err := h.orders.CountOrders(ctx, &orderpb.CountOrdersRequest{UserId: h.someUser(i)})
+	return err
+}
+
+// mixed is nine reads to one write.
+func (h *chaos) mixed(ctx context.Context, i int) error {
+	if i%10 == 0 {
+		_, err := h.createUser(ctx)
+		return err
+	}
+	return h.getUser(ctx, i)
+}
+
+// tracedGetUser calls GetUser inside a sampled trace of the test's own and returns its id.
+func (h *chaos) tracedGetUser(t *testing.T) string {
+	traceID := randomHex(16)
+	ctx := metadata.NewContext(context.Background(), metadata.Metadata{"Traceparent": "00-" + traceID + "-" + randomHex(8) + "-01"})
+	if _, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: h.someUser(0)}, client.WithRequestTimeout(10*time.Second)); err != nil {
+		t.Fatalf("GetUser after the collector returned: %v", err)
+	}
+	return traceID
+}
+
+// fill copies the load's figures into the report row.
+func (h *chaos) fill(r *row, l *load) {
+	r.Sent, r.Failed = l.total()
+	r.P99Before, r.P99During = l.stats("before").Percentile(99), l.stats("during").Percentile(99)
+}
+
+// noSlowerThanNoise fails if the fault made calls clearly slower: on a shared two-core machine
+// a p99 within twice the baseline plus 25ms is noise.
+func noSlowerThanNoise(t *testing.T, l *load) {
+	t.Helper()
+	before, during := l.stats("before").Percentile(99), l.stats("during").Percentile(99)
+	if during > 2*before+25*time.Millisecond {
+		t.Errorf("p99 %v during the fault, %v before", during, before)
+	}
+}
+
+// Events: JetStream's view and order.service's database.
+
+type consumer struct {
+	Deliveries, Stored, Pending, AckPending int
+}
+
+// consumerState reads order.service's JetStream consumer from the NATS monitoring endpoint.
+func consumerState(t *testing.T) consumer {
+	t.Helper()
+	var jsz struct {
+		Accounts []struct {
+			Streams []struct {
+				Name      string `json:"name"`
+				Consumers []struct {
+					Name      string `json:"name"`
+					Delivered struct {
+						ConsumerSeq int `json:"consumer_seq"`
+						StreamSeq   int `json:"stream_seq"`
+					} `json:"delivered"`
+					NumPending    int `json:"num_pending"`
+					NumAckPending int `json:"num_ack_pending"`
+				} `json:"consumer_detail"`
+			} `json:"stream_detail"`
+		} `json:"account_details"`
+	}
+	getJSON(t, "http://127.0.0.1:8222/jsz?accounts=true&streams=true&consumers=true", &jsz)
+	for _, a := range jsz.Accounts {
+		for _, s := range a.Streams {
+			for _, c := range s.Consumers {
+				if s.Name == "user_created" && c.Name == "order_service" {
+					return consumer{Deliveries: c.Delivered.ConsumerSeq, Stored: c.Delivered.StreamSeq, Pending: c.NumPending, AckPending: c.NumAckPending}
+				}
+			}
+		}
+	}
+	t.Fatal("NATS has no order_service consumer on the user_created stream")
+	return consumer{}
+}
+
+// awaitEvents waits until order.service has opened an account for each created user and the
+// consumer has nothing left, then counts.
+func (h *chaos) awaitEvents(t *testing.T, r *row, before consumer, created []int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(root, "run", "data", "order.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	accounts := func() int {
+		n := 0
+		for _, id := range created {
+			var c int
+			if err := db.QueryRow("SELECT COUNT(*) FROM accounts WHERE user_id = ?", id).Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			n += c
+		}
+		return n
+	}
+	// The relay's backoff reaches a minute, so the last events may wait that long after NATS
+	// is back.
+	deadline := time.Now().Add(3 * time.Minute)
+	var now consumer
+	for {
+		now = consumerState(t)
+		if r.Delivered = accounts(); r.Delivered == len(created) && now.Pending == 0 && now.AckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 3 minutes: %d of %d accounts opened, consumer %+v", r.Delivered, len(created), now)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r.EventsCreated, r.Deliveries = len(created), now.Deliveries-before.Deliveries
+	if r.Deliveries < r.EventsCreated {
+		t.Errorf("%d deliveries for %d events", r.Deliveries, r.EventsCreated)
+	}
+	var pending int
+	udb, err := sql.Open("sqlite", "file:"+filepath.Join(root, "run", "data", "user.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udb.Close()
+	if err := udb.QueryRow("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 {
+		t.Errorf("%d events still unsent in user.service's outbox", pending)
+	}
+}
+
+// Spans: what the services logged after their final flush.
+
+type flushCounts struct{ Ended, Exported, Failed, Dropped int64 }
+
+// spansFlushed reads the "spans flushed" record of a service's log.
+func spansFlushed(t *testing.T, logFile string) flushCounts {
+	t.Helper()
+	f, err := os.Open(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Msg      string `json:"msg"`
+			Ended    int64  `json:"spans_ended"`
+			Exported int64  `json:"spans_exported"`
+			Failed   int64  `json:"spans_failed"`
+			Dropped  int64  `json:"spans_dropped"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Msg != "spans flushed" {
+			continue
+		}
+		return flushCounts{rec.Ended, rec.Exported, rec.Failed, rec.Dropped}
+	}
+	t.Fatalf("%s has no \"spans flushed\" record", logFile)
+	return flushCounts{}
+}
+
+func (h *chaos) countSpans(t *testing.T, r *row) {
+	for _, f := range append(r.stackLogs, r.extraInstanceLogs...) {
+		c := spansFlushed(t, f)
+		r.SpansEnded += c.Ended
+		r.Exported += c.Exported
+		r.Lost += c.Failed + c.Dropped
+	}
+	if r.Scenario != "collector down" && r.Lost > 0 {
+		t.Errorf("%d of %d spans were not exported", r.Lost, r.SpansEnded)
+	}
+}
+
+// Instances the test starts beside the stack's.
+
+// startInstance runs another instance of a service with the stack's environment and data, and
+// stops it (SIGTERM) at the end of the test if it still runs.
+func (h *chaos) startInstance(t *testing.T, name, addr string, r *row, env ...string) *exec.Cmd {
+	t.Helper()
+	logFile := filepath.Join(root, "run", "chaos", name+"-"+strings.ReplaceAll(addr, ":", "-")+".log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "run", "bin", name))
+	cmd.Env = append(append(h.env, "MICRO_SERVER_ADDRESS="+addr, "DATA_DIR="+filepath.Join(root, "run", "data")), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.extraInstanceLogs = append(r.extraInstanceLogs, logFile)
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
+		out.Close()
+	})
+	return cmd
+}
+
+type instance struct {
+	ID      string
+	Address string
+}
+
+func instancesOf(t *testing.T, service string) []instance {
+	t.Helper()
+	var entries []struct {
+		Service struct {
+			ID      string
+			Address string
+			Port    int
+		}
+	}
+	getJSON(t, consulURL+"/v1/health/service/"+service+"?passing=true", &entries)
+	var out []instance
+	for _, e := range entries {
+		out = append(out, instance{ID: e.Service.ID, Address: e.Service.Address + ":" + strconv.Itoa(e.Service.Port)})
+	}
+	return out
+}
+
+func instanceIDs(t *testing.T, service string) []string {
+	var ids []string
+	for _, in := range instancesOf(t, service) {
+		ids = append(ids, in.ID)
+	}
+	return ids
+}
+
+func instanceID(t *testing.T, service, addr string) string {
+	t.Helper()
+	for _, in := range instancesOf(t, service) {
+		if in.Address == addr {
+			return in.ID
+		}
+	}
+	t.Fatalf("no passing %s instance at %s", service, addr)
+	return ""
+}
+
+// waitInstances waits until service has n passing instances; the TTL check of a dead one runs
+// out after 30s.
+func waitInstances(t *testing.T, service string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for len(instancesOf(t, service)) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d passing instances after 90s, want %d", service, len(instancesOf(t, service)), n)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// peakRSS samples the resident memory of the processes, summed, every 250ms for d; in MB.
+func peakRSS(t *testing.T, pids map[string]int, d time.Duration) float64 {
+	t.Helper()
+	var peak float64
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		var sum float64
+		for _, name := range []string{"user-service", "order-service"} {
+			sum += rssMB(t, pids[name])
+		}
+		peak = math.Max(peak, sum)
+	}
+	return peak
+}
+
+func rssMB(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("memory of pid %d: %v", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb / 1024
+		}
+	}
+	t.Fatalf("/proc/%d/status has no VmRSS", pid)
+	return 0
+}
+
+func writeReport(t *testing.T, rows []*row) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| scenario | requests | failed | p99 before | p99 during | events created | delivered | JetStream deliveries | spans ended | exported | lost | notes |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	for _, r := range rows {
+		notes := r.Notes
+		if r.PeakRSSMB > 0 {
+			notes = fmt.Sprintf("%s; peak RSS %.0f MB before, %.0f MB during", notes, r.PeakRSSBeforeMB, r.PeakRSSMB)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %d | %d | %d | %d | %d | %d | %s |\n", r.Scenario, r.Sent, r.Failed,
+			ms(r.P99Before), ms(r.P99During), r.EventsCreated, r.Delivered, r.Deliveries, r.SpansEnded, r.Exported, r.Lost, notes)
+	}
+	file := filepath.Join(root, "run", "chaos", "report.md")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Logf("fault scenarios (%s):\n%s", file, b.String())
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
