@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,7 +69,7 @@ func (d Deps) withDefaults() Deps {
 // Service is a runnable service.
 type Service struct {
 	micro    micro.Service
-	db       *sql.DB
+	db       *store.DB
 	inflight *inflight
 	logger   *slog.Logger
 	relay    *events.Relay // nil for a service that emits no events
@@ -81,7 +80,7 @@ type Service struct {
 // NewUserService builds user.service.
 func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.Open(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.UserSchema)
+	db, err := store.OpenSQLite(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.UserSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +99,7 @@ func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 // that replicas share the events.
 func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.Open(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.OrderSchema)
+	db, err := store.OpenSQLite(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.OrderSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +117,7 @@ func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 	return s, nil
 }
 
-func newService(name string, d Deps, db *sql.DB) *Service {
+func newService(name string, d Deps, db *store.DB) *Service {
 	runCtx, stop := context.WithCancel(context.Background())
 	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
 	opts := []micro.Option{
