@@ -39,8 +39,11 @@ type Deps struct {
 	Broker    broker.Broker
 	Telemetry *telemetry.Telemetry
 	Logger    *slog.Logger
-	// DataDir holds the service's SQLite file.
+	// DataDir holds the service's SQLite file, when DatabaseURL is empty.
 	DataDir string
+	// DatabaseURL, a postgres:// URL, puts the service's tables in that PostgreSQL database
+	// instead. Both services may use the same one: their tables differ.
+	DatabaseURL string
 	// Address is where the server listens, "127.0.0.1:0" for any free loopback port.
 	Address string
 	// Tracing chooses the wrappers: TracingOurs (default), or for benchmarks TracingPlugin
@@ -80,7 +83,7 @@ type Service struct {
 // NewUserService builds user.service.
 func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.OpenSQLite(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.UserSchema)
+	db, err := openStore(ctx, d, "user.db", store.UserSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +102,7 @@ func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 // that replicas share the events.
 func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.OpenSQLite(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.OrderSchema)
+	db, err := openStore(ctx, d, "order.db", store.OrderSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +118,15 @@ func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("app: register handlers: %w", err)
 	}
 	return s, nil
+}
+
+// openStore opens the database d names: PostgreSQL at DatabaseURL, else the SQLite file in
+// DataDir.
+func openStore(ctx context.Context, d Deps, file string, schema store.Schema) (*store.DB, error) {
+	if d.DatabaseURL != "" {
+		return store.OpenPostgres(ctx, d.DatabaseURL, d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, schema)
+	}
+	return store.OpenSQLite(ctx, filepath.Join(d.DataDir, file), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, schema)
 }
 
 func newService(name string, d Deps, db *store.DB) *Service {
