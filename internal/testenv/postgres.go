@@ -116,13 +116,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	exited := make(chan error, 1)
 	go func() { exited <- server.Wait() }()
 
-	p := &Postgres{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-	p.admin, err = sql.Open("pgx", p.dsn("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = p.admin.Close()
 		// SIGINT is PostgreSQL's fast shutdown: it ends client sessions instead of waiting.
 		_ = server.Process.Signal(syscall.SIGINT)
 		select {
@@ -133,6 +127,11 @@ func StartPostgres(t testing.TB) *Postgres {
 			t.Errorf("postgres did not stop within 10s")
 		}
 	})
+	p := &Postgres{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	if p.admin, err = sql.Open("pgx", p.dsn("postgres")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.admin.Close() })
 	if err := p.waitReady(exited, 30*time.Second); err != nil {
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("postgres: %v\n%s", err, log)
