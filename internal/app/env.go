@@ -12,6 +12,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jsbroker"
+	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
 
@@ -24,6 +25,7 @@ const (
 	EnvBrokerToken     = "NATS_TOKEN"             // unset (default): no authentication
 	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
 	EnvDataDir         = "DATA_DIR"               // default ./data
+	EnvDatabaseURL     = "DATABASE_URL"           // unset (default): SQLite in DATA_DIR
 	EnvTracing         = "MICRO_TRACING"          // ours (default), plugin or none: for benchmarks
 	EnvPprofAddress    = "PPROF_ADDR"             // unset (default): no profiling endpoint
 )
@@ -42,6 +44,11 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 	if err != nil {
 		return Deps{}, err
 	}
+	dbURL := os.Getenv(EnvDatabaseURL)
+	if dbURL != "" && !store.IsPostgresURL(dbURL) {
+		// Not the value: it may hold a password.
+		return Deps{}, fmt.Errorf("app: %s is not a postgres:// URL", EnvDatabaseURL)
+	}
 	tracing := cmp.Or(os.Getenv(EnvTracing), TracingOurs)
 	if tracing != TracingOurs && tracing != TracingPlugin && tracing != TracingNone {
 		return Deps{}, fmt.Errorf("app: %s=%q: want %s, %s or %s", EnvTracing, tracing, TracingOurs, TracingPlugin, TracingNone)
@@ -50,13 +57,14 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 		Registry: reg,
 		Broker: jsbroker.New(cmp.Or(os.Getenv(EnvBrokerAddress), "nats://127.0.0.1:4222"),
 			jsbroker.WithName(name), jsbroker.WithToken(os.Getenv(EnvBrokerToken)), jsbroker.WithLogger(logger)),
-		Telemetry: tel,
-		Logger:    logger,
-		DataDir:   cmp.Or(os.Getenv(EnvDataDir), "data"),
-		Address:   cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"),
-		Tracing:   tracing,
-		Faults:    faults,
-		Guard:     guards,
+		Telemetry:   tel,
+		Logger:      logger,
+		DataDir:     cmp.Or(os.Getenv(EnvDataDir), "data"),
+		DatabaseURL: dbURL,
+		Address:     cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"),
+		Tracing:     tracing,
+		Faults:      faults,
+		Guard:       guards,
 	}, nil
 }
 

@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,8 +43,11 @@ type Deps struct {
 	Broker    broker.Broker
 	Telemetry *telemetry.Telemetry
 	Logger    *slog.Logger
-	// DataDir holds the service's SQLite file.
+	// DataDir holds the service's SQLite file, when DatabaseURL is empty.
 	DataDir string
+	// DatabaseURL, a postgres:// URL, puts the service's tables in that PostgreSQL database
+	// instead. Both services may use the same one: their tables differ.
+	DatabaseURL string
 	// Address is where the server listens, "127.0.0.1:0" for any free loopback port.
 	Address string
 	// Tracing chooses the wrappers: TracingOurs (default), or for benchmarks TracingPlugin
@@ -74,7 +76,7 @@ func (d Deps) withDefaults() Deps {
 // Service is a runnable service.
 type Service struct {
 	micro    micro.Service
-	db       *sql.DB
+	db       *store.DB
 	inflight *inflight
 	logger   *slog.Logger
 	relay    *events.Relay // nil for a service that emits no events
@@ -85,7 +87,7 @@ type Service struct {
 // NewUserService builds user.service.
 func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.Open(ctx, filepath.Join(d.DataDir, "user.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.UserSchema)
+	db, err := openStore(ctx, d, "user.db", store.UserSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +106,7 @@ func NewUserService(ctx context.Context, d Deps) (*Service, error) {
 // that replicas share the events.
 func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := store.Open(ctx, filepath.Join(d.DataDir, "order.db"), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, store.OrderSchema)
+	db, err := openStore(ctx, d, "order.db", store.OrderSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +124,16 @@ func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
 	return s, nil
 }
 
-func newService(name string, d Deps, db *sql.DB) *Service {
+// openStore opens the database d names: PostgreSQL at DatabaseURL, else the SQLite file in
+// DataDir.
+func openStore(ctx context.Context, d Deps, file string, schema store.Schema) (*store.DB, error) {
+	if d.DatabaseURL != "" {
+		return store.OpenPostgres(ctx, d.DatabaseURL, d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, schema)
+	}
+	return store.OpenSQLite(ctx, filepath.Join(d.DataDir, file), d.Telemetry.TracerProvider, d.Telemetry.MeterProvider, schema)
+}
+
+func newService(name string, d Deps, db *store.DB) *Service {
 	runCtx, stop := context.WithCancel(context.Background())
 	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
 	opts := []micro.Option{

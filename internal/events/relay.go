@@ -47,6 +47,9 @@ type Relay struct {
 	Retention time.Duration
 	// Batch is how many due events one pass publishes at most.
 	Batch int
+	// Lease is how long the events a pass takes are its own: should the process stop in the
+	// middle of a pass, the rest become due again after it.
+	Lease time.Duration
 }
 
 // NewRelay returns a relay with defaults suited to a single service instance.
@@ -61,6 +64,7 @@ func NewRelay(outbox *store.Outbox, publisher Publisher, propagator propagation.
 		MaxBackoff: time.Minute,
 		Retention:  24 * time.Hour,
 		Batch:      100,
+		Lease:      time.Minute,
 	}
 }
 
@@ -111,7 +115,8 @@ func (r *Relay) Run(ctx context.Context) {
 
 // pass publishes the events due now; it stops early only if ctx is cancelled.
 func (r *Relay) pass(ctx context.Context) {
-	due, err := r.outbox.Due(ctx, time.Now(), r.Batch)
+	now := time.Now()
+	due, err := r.outbox.Claim(ctx, now, now.Add(r.Lease), r.Batch)
 	if err != nil {
 		r.logger.Warn("outbox read failed", "error", err)
 		return

@@ -4,14 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -19,12 +16,13 @@ import (
 )
 
 func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "user.db"), noop.NewTracerProvider(), metricnoop.NewMeterProvider(), store.UserSchema)
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { testRelayRetries(t, b.OpenNew(t, store.UserSchema)) })
 	}
-	defer db.Close()
+}
+
+func testRelayRetries(t *testing.T, db *store.DB) {
+	ctx := context.Background()
 	outbox := store.NewOutbox(db)
 	pub := &testenv.Publisher{}
 	pub.SetFailing(true)

@@ -2,18 +2,14 @@ package handler
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/events"
 	"github.com/go-micro-otel/reference/internal/store"
@@ -24,17 +20,14 @@ import (
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func openDB(t *testing.T, name, schema string) *sql.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), name), noop.NewTracerProvider(), metricnoop.NewMeterProvider(), schema)
-	if err != nil {
-		t.Fatal(err)
+// forEachBackend runs test against each database the store runs on.
+func forEachBackend(t *testing.T, test func(*testing.T, testenv.Backend)) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { test(t, b) })
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
-func count(t *testing.T, db *sql.DB, table string) int {
+func count(t *testing.T, db *store.DB, table string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
@@ -49,8 +42,8 @@ func (noOrders) CountOrders(context.Context, *orderpb.CountOrdersRequest, ...cli
 	return nil, merrors.InternalServerError("go.micro.client", "service order.service: not found")
 }
 
-func newUserHandler(t *testing.T, pub *testenv.Publisher) (*User, *sql.DB) {
-	db := openDB(t, "user.db", store.UserSchema)
+func newUserHandler(t *testing.T, b testenv.Backend, pub *testenv.Publisher) (*User, *store.DB) {
+	db := b.OpenNew(t, store.UserSchema)
 	relay := events.NewRelay(store.NewOutbox(db), pub, propagation.TraceContext{}, discard)
 	return NewUser(store.NewUsers(db), noOrders{}, relay, discard), db
 }
@@ -63,7 +56,11 @@ func code(err error) int32 {
 }
 
 func TestCreateUserRejectsBadInputAndWritesNothing(t *testing.T) {
-	h, db := newUserHandler(t, &testenv.Publisher{})
+	forEachBackend(t, testCreateUserRejectsBadInputAndWritesNothing)
+}
+
+func testCreateUserRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Backend) {
+	h, db := newUserHandler(t, b, &testenv.Publisher{})
 	valid := func(mod func(*userpb.CreateUserRequest)) *userpb.CreateUserRequest {
 		r := &userpb.CreateUserRequest{Name: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0018"}
 		mod(r)
@@ -109,8 +106,12 @@ func TestCreateUserRejectsBadInputAndWritesNothing(t *testing.T) {
 }
 
 func TestCreateUserDuplicateEmailIsConflict(t *testing.T) {
+	forEachBackend(t, testCreateUserDuplicateEmailIsConflict)
+}
+
+func testCreateUserDuplicateEmailIsConflict(t *testing.T, b testenv.Backend) {
 	pub := &testenv.Publisher{}
-	h, db := newUserHandler(t, pub)
+	h, db := newUserHandler(t, b, pub)
 	ctx := context.Background()
 	if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, &userpb.CreateUserResponse{}); err != nil {
 		t.Fatal(err)
@@ -128,9 +129,13 @@ func TestCreateUserDuplicateEmailIsConflict(t *testing.T) {
 }
 
 func TestCreateUserKeepsEventWhenPublishFails(t *testing.T) {
+	forEachBackend(t, testCreateUserKeepsEventWhenPublishFails)
+}
+
+func testCreateUserKeepsEventWhenPublishFails(t *testing.T, b testenv.Backend) {
 	pub := &testenv.Publisher{}
 	pub.SetFailing(true)
-	h, db := newUserHandler(t, pub)
+	h, db := newUserHandler(t, b, pub)
 	rsp := &userpb.CreateUserResponse{}
 	if err := h.CreateUser(context.Background(), &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, rsp); err != nil {
 		t.Fatalf("a failed publish failed the request: %v", err)
@@ -142,7 +147,11 @@ func TestCreateUserKeepsEventWhenPublishFails(t *testing.T) {
 }
 
 func TestGetUserWithoutOrderServiceStillAnswers(t *testing.T) {
-	h, _ := newUserHandler(t, &testenv.Publisher{})
+	forEachBackend(t, testGetUserWithoutOrderServiceStillAnswers)
+}
+
+func testGetUserWithoutOrderServiceStillAnswers(t *testing.T, b testenv.Backend) {
+	h, _ := newUserHandler(t, b, &testenv.Publisher{})
 	ctx := context.Background()
 	created := &userpb.CreateUserResponse{}
 	if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, created); err != nil {
@@ -165,8 +174,10 @@ func TestGetUserWithoutOrderServiceStillAnswers(t *testing.T) {
 	}
 }
 
-func TestListUsersPaging(t *testing.T) {
-	h, _ := newUserHandler(t, &testenv.Publisher{})
+func TestListUsersPaging(t *testing.T) { forEachBackend(t, testListUsersPaging) }
+
+func testListUsersPaging(t *testing.T, b testenv.Backend) {
+	h, _ := newUserHandler(t, b, &testenv.Publisher{})
 	ctx := context.Background()
 	for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 		if err := h.CreateUser(ctx, &userpb.CreateUserRequest{Name: "N", Email: e}, &userpb.CreateUserResponse{}); err != nil {
@@ -202,7 +213,11 @@ func (u users) GetUser(_ context.Context, req *userpb.GetUserRequest, _ ...clien
 }
 
 func TestCreateOrderRejectsBadInputAndWritesNothing(t *testing.T) {
-	db := openDB(t, "order.db", store.OrderSchema)
+	forEachBackend(t, testCreateOrderRejectsBadInputAndWritesNothing)
+}
+
+func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Backend) {
+	db := b.OpenNew(t, store.OrderSchema)
 	h := NewOrder(store.NewOrders(db), users{1: true}, discard)
 	item := func() *orderpb.Item { return &orderpb.Item{Sku: "BOOK-1", Quantity: 1, UnitPriceCents: 100} }
 	many := make([]*orderpb.Item, 51)
@@ -247,8 +262,10 @@ func TestCreateOrderRejectsBadInputAndWritesNothing(t *testing.T) {
 	}
 }
 
-func TestOrderReadsValidateAndFind(t *testing.T) {
-	db := openDB(t, "order.db", store.OrderSchema)
+func TestOrderReadsValidateAndFind(t *testing.T) { forEachBackend(t, testOrderReadsValidateAndFind) }
+
+func testOrderReadsValidateAndFind(t *testing.T, b testenv.Backend) {
+	db := b.OpenNew(t, store.OrderSchema)
 	h := NewOrder(store.NewOrders(db), users{1: true}, discard)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
@@ -286,8 +303,10 @@ func TestOrderReadsValidateAndFind(t *testing.T) {
 	}
 }
 
-func TestUserCreatedIsIdempotent(t *testing.T) {
-	db := openDB(t, "order.db", store.OrderSchema)
+func TestUserCreatedIsIdempotent(t *testing.T) { forEachBackend(t, testUserCreatedIsIdempotent) }
+
+func testUserCreatedIsIdempotent(t *testing.T, b testenv.Backend) {
+	db := b.OpenNew(t, store.OrderSchema)
 	h := NewOrder(store.NewOrders(db), users{}, discard)
 	ctx := context.Background()
 	ev := &userpb.UserCreated{EventId: "e-1", UserId: 7}

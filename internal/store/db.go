@@ -1,7 +1,11 @@
-// Package store keeps each service's data in its own SQLite file through database/sql and the
-// pure-Go modernc.org/sqlite driver. Every statement is a CLIENT span made by otelsql, named
-// and attributed after the database semantic conventions; queries are parameterised, so
-// db.query.text never holds user data.
+// Package store keeps each service's data through database/sql, in SQLite (a file per service,
+// through the pure-Go modernc.org/sqlite driver) or in PostgreSQL (through pgx). Every
+// statement is a CLIENT span made by otelsql, named and attributed after the database semantic
+// conventions; queries are parameterised, so db.query.text never holds user data.
+//
+// One set of statements serves both databases: they are written in PostgreSQL's placeholder
+// form ($1, $2...), which the SQLite driver binds by position too, and use only syntax both
+// understand (ON CONFLICT, RETURNING). What really differs is in dialect.
 package store
 
 import (
@@ -15,11 +19,10 @@ import (
 	"path/filepath"
 
 	"github.com/XSAM/otelsql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 var (
@@ -29,9 +32,15 @@ var (
 	ErrConflict = errors.New("store: conflict")
 )
 
-// Open opens (creating it if needed) the SQLite database at path and applies schema. Statements
-// are traced with tp and measured (db.client.operation.duration) with mp.
-func Open(ctx context.Context, path string, tp trace.TracerProvider, mp metric.MeterProvider, schema string) (*sql.DB, error) {
+// DB is a service's database and the dialect its schema and statements are written for.
+type DB struct {
+	*sql.DB
+	dialect *dialect
+}
+
+// OpenSQLite opens (creating it if needed) the SQLite database at path and applies schema.
+// Statements are traced with tp and measured (db.client.operation.duration) with mp.
+func OpenSQLite(ctx context.Context, path string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: data dir: %w", err)
 	}
@@ -46,12 +55,35 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, mp metric.M
 	q.Set("_txlock", "immediate")
 	// A file: URI, so the path is escaped: '?', '#' and '%' in a folder name would break it.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	return open(ctx, sqlite, dsn, path, tp, mp, schema)
+}
 
-	db, err := otelsql.Open("sqlite", dsn,
+// IsPostgresURL reports whether dsn is a postgres:// or postgresql:// URL, the only form
+// OpenPostgres takes.
+func IsPostgresURL(dsn string) bool {
+	u, err := url.Parse(dsn)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
+}
+
+// OpenPostgres connects to the PostgreSQL database dsn names (a postgres:// URL) and applies
+// schema. Services may share one database: their table sets are disjoint. The password in dsn
+// never appears in an error.
+func OpenPostgres(ctx context.Context, dsn string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || !IsPostgresURL(dsn) {
+		// url.Parse's error quotes the whole URL, password included.
+		return nil, errors.New("store: the PostgreSQL database is not given as a valid postgres:// URL")
+	}
+	return open(ctx, postgres, dsn, u.Redacted(), tp, mp, schema)
+}
+
+// open opens dsn with d's driver; where names the database in errors.
+func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
+	db, err := otelsql.Open(d.driver, dsn,
 		otelsql.WithTracerProvider(tp),
 		otelsql.WithMeterProvider(mp),
-		otelsql.WithAttributes(semconv.DBSystemNameSQLite),
-		otelsql.WithSpanNameFormatter(spanName),
+		otelsql.WithAttributes(d.system),
+		otelsql.WithSpanNameFormatter(d.spanName),
 		otelsql.WithAttributesGetter(queryAttributes),
 		otelsql.WithSpanOptions(otelsql.SpanOptions{
 			DisableErrSkip:       true,
@@ -67,11 +99,11 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, mp metric.M
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", where, err)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if _, err := db.ExecContext(ctx, d.ddl(schema)); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("store: schema of %s: %w", path, err)
+		return nil, fmt.Errorf("store: schema of %s: %w", where, err)
 	}
-	return db, nil
+	return &DB{DB: db, dialect: d}, nil
 }

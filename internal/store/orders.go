@@ -12,27 +12,27 @@ import (
 // user.created events, and the ids of the events already processed.
 const OrderSchema = `
 CREATE TABLE IF NOT EXISTS orders (
-	id          INTEGER PRIMARY KEY AUTOINCREMENT,
-	user_id     INTEGER NOT NULL,
-	total_cents INTEGER NOT NULL,
-	created_at  INTEGER NOT NULL
+	id          {id},
+	user_id     {int} NOT NULL,
+	total_cents {int} NOT NULL,
+	created_at  {int} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id);
 CREATE TABLE IF NOT EXISTS order_items (
-	order_id         INTEGER NOT NULL REFERENCES orders (id),
-	line             INTEGER NOT NULL,
-	sku              TEXT    NOT NULL,
-	quantity         INTEGER NOT NULL,
-	unit_price_cents INTEGER NOT NULL,
+	order_id         {int} NOT NULL REFERENCES orders (id),
+	line             {int} NOT NULL,
+	sku              TEXT  NOT NULL,
+	quantity         {int} NOT NULL,
+	unit_price_cents {int} NOT NULL,
 	PRIMARY KEY (order_id, line)
 );
 CREATE TABLE IF NOT EXISTS accounts (
-	user_id   INTEGER PRIMARY KEY,
-	opened_at INTEGER NOT NULL
+	user_id   {int} PRIMARY KEY,
+	opened_at {int} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS processed_events (
-	event_id     TEXT    PRIMARY KEY,
-	processed_at INTEGER NOT NULL
+	event_id     TEXT  PRIMARY KEY,
+	processed_at {int} NOT NULL
 );`
 
 // Item is one line of an order.
@@ -53,28 +53,24 @@ type Order struct {
 
 // Orders is order.service's store.
 type Orders struct {
-	db *sql.DB
+	db *DB
 }
 
 // NewOrders returns the store over a database opened with OrderSchema.
-func NewOrders(db *sql.DB) *Orders { return &Orders{db: db} }
+func NewOrders(db *DB) *Orders { return &Orders{db: db} }
 
 // Create stores o with its items in one transaction.
 func (s *Orders) Create(ctx context.Context, o Order) (Order, error) {
 	o.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO orders (user_id, total_cents, created_at) VALUES (?, ?, ?)`,
-			o.UserID, o.TotalCents, o.CreatedAt.UnixMicro())
-		if err != nil {
-			return err
-		}
-		if o.ID, err = res.LastInsertId(); err != nil {
+		if err := tx.QueryRowContext(ctx,
+			`INSERT INTO orders (user_id, total_cents, created_at) VALUES ($1, $2, $3) RETURNING id`,
+			o.UserID, o.TotalCents, o.CreatedAt.UnixMicro()).Scan(&o.ID); err != nil {
 			return err
 		}
 		for i, it := range o.Items {
 			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents) VALUES (?, ?, ?, ?, ?)`,
+				`INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents) VALUES ($1, $2, $3, $4, $5)`,
 				o.ID, i, it.SKU, it.Quantity, it.UnitPriceCents); err != nil {
 				return err
 			}
@@ -92,7 +88,7 @@ func (s *Orders) Get(ctx context.Context, id int64) (Order, error) {
 	var o Order
 	var created int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT id, user_id, total_cents, created_at FROM orders WHERE id = ?`, id).
+		`SELECT id, user_id, total_cents, created_at FROM orders WHERE id = $1`, id).
 		Scan(&o.ID, &o.UserID, &o.TotalCents, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, ErrNotFound
@@ -103,7 +99,7 @@ func (s *Orders) Get(ctx context.Context, id int64) (Order, error) {
 	o.CreatedAt = time.UnixMicro(created).UTC()
 	orders := []Order{o}
 	if err := s.loadItems(ctx, orders,
-		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY line`, id); err != nil {
+		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, id); err != nil {
 		return Order{}, err
 	}
 	return orders[0], nil
@@ -116,7 +112,7 @@ func (s *Orders) ListByUser(ctx context.Context, userID int64, limit, offset int
 		return nil, 0, err
 	}
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, user_id, total_cents, created_at FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
+		`SELECT id, user_id, total_cents, created_at FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`,
 		userID, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list orders: %w", err)
@@ -137,7 +133,7 @@ func (s *Orders) ListByUser(ctx context.Context, userID int64, limit, offset int
 	}
 	err = s.loadItems(ctx, orders,
 		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id IN
-		 (SELECT id FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY order_id, line`,
+		 (SELECT id FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3) ORDER BY order_id, line`,
 		userID, limit, offset)
 	return orders, total, err
 }
@@ -169,7 +165,7 @@ func (s *Orders) loadItems(ctx context.Context, orders []Order, query string, ar
 // CountByUser counts a user's orders.
 func (s *Orders) CountByUser(ctx context.Context, userID int64) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE user_id = ?`, userID).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE user_id = $1`, userID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count orders: %w", err)
 	}
 	return n, nil
@@ -182,7 +178,7 @@ func (s *Orders) OpenAccount(ctx context.Context, eventID string, userID int64) 
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		now := time.Now().UnixMicro()
 		res, err := tx.ExecContext(ctx,
-			`INSERT INTO processed_events (event_id, processed_at) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING`,
+			`INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`,
 			eventID, now)
 		if err != nil {
 			return err
@@ -192,7 +188,7 @@ func (s *Orders) OpenAccount(ctx context.Context, eventID string, userID int64) 
 		}
 		opened = true
 		_, err = tx.ExecContext(ctx,
-			`INSERT INTO accounts (user_id, opened_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING`, userID, now)
+			`INSERT INTO accounts (user_id, opened_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`, userID, now)
 		return err
 	})
 	if err != nil {

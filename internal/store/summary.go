@@ -77,14 +77,6 @@ func summaryOf(method otelsql.Method, query string) querySummary {
 	return summarize(query)
 }
 
-// spanName follows the conventions: the query summary, else the system name.
-func spanName(_ context.Context, method otelsql.Method, query string) string {
-	if s := summaryOf(method, query).String(); s != "" {
-		return s
-	}
-	return "sqlite"
-}
-
 func queryAttributes(_ context.Context, method otelsql.Method, query string, _ []driver.NamedValue) []attribute.KeyValue {
 	s := summaryOf(method, query)
 	if s.operation == "" {

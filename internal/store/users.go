@@ -12,12 +12,12 @@ import (
 // UserSchema is user.service's database: its users and its outbox of unsent events.
 const UserSchema = `
 CREATE TABLE IF NOT EXISTS users (
-	id         INTEGER PRIMARY KEY AUTOINCREMENT,
-	name       TEXT    NOT NULL,
-	email      TEXT    NOT NULL,
-	email_key  TEXT    NOT NULL UNIQUE,
-	phone      TEXT    NOT NULL DEFAULT '',
-	created_at INTEGER NOT NULL
+	id         {id},
+	name       TEXT  NOT NULL,
+	email      TEXT  NOT NULL,
+	email_key  TEXT  NOT NULL UNIQUE,
+	phone      TEXT  NOT NULL DEFAULT '',
+	created_at {int} NOT NULL
 );` + outboxSchema
 
 // User is a stored user.
@@ -31,11 +31,11 @@ type User struct {
 
 // Users is user.service's store.
 type Users struct {
-	db *sql.DB
+	db *DB
 }
 
 // NewUsers returns the store over a database opened with UserSchema.
-func NewUsers(db *sql.DB) *Users { return &Users{db: db} }
+func NewUsers(db *DB) *Users { return &Users{db: db} }
 
 // EmailKey is the form under which emails are unique: case is not significant.
 func EmailKey(email string) string { return strings.ToLower(email) }
@@ -46,19 +46,16 @@ func (s *Users) Create(ctx context.Context, u User, newEvent func(User) (Event, 
 	u.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	var ev Event
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO users (name, email, email_key, phone, created_at) VALUES (?, ?, ?, ?, ?)
-			 ON CONFLICT (email_key) DO NOTHING`,
-			u.Name, u.Email, EmailKey(u.Email), u.Phone, u.CreatedAt.UnixMicro())
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		// A taken email inserts nothing and so returns no row, also when a concurrent
+		// transaction took it first: the insert waits for that one to end.
+		err := tx.QueryRowContext(ctx,
+			`INSERT INTO users (name, email, email_key, phone, created_at) VALUES ($1, $2, $3, $4, $5)
+			 ON CONFLICT (email_key) DO NOTHING RETURNING id`,
+			u.Name, u.Email, EmailKey(u.Email), u.Phone, u.CreatedAt.UnixMicro()).Scan(&u.ID)
+		if errors.Is(err, sql.ErrNoRows) {
 			return ErrConflict
 		}
-		if u.ID, err = res.LastInsertId(); err != nil {
+		if err != nil {
 			return err
 		}
 		if ev, err = newEvent(u); err != nil {
@@ -75,7 +72,7 @@ func (s *Users) Create(ctx context.Context, u User, newEvent func(User) (Event, 
 // Get returns the user with id, or ErrNotFound.
 func (s *Users) Get(ctx context.Context, id int64) (User, error) {
 	row := s.db.QueryRowContext(ctx,
-		`SELECT id, name, email, phone, created_at FROM users WHERE id = ?`, id)
+		`SELECT id, name, email, phone, created_at FROM users WHERE id = $1`, id)
 	u, err := scanUser(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
@@ -93,7 +90,7 @@ func (s *Users) List(ctx context.Context, limit, offset int) ([]User, int64, err
 		return nil, 0, fmt.Errorf("store: count users: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, name, email, phone, created_at FROM users ORDER BY id LIMIT ? OFFSET ?`, limit, offset)
+		`SELECT id, name, email, phone, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2`, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list users: %w", err)
 	}
@@ -122,7 +119,7 @@ func scanUser(row scanner) (User, error) {
 }
 
 // inTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
-func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+func inTx(ctx context.Context, db *DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

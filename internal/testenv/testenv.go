@@ -1,5 +1,5 @@
-// Package testenv starts the real servers tests need, in process and on loopback, and holds
-// the stand-ins and look-ups tests share.
+// Package testenv starts the real servers tests need on loopback (NATS in process, PostgreSQL
+// as child processes), and holds the stand-ins and look-ups tests share.
 package testenv
 
 import (

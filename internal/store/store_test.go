@@ -1,0 +1,324 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/testenv"
+)
+
+// concurrently runs fn n times at once and returns the errors.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return errs
+}
+
+func count(t *testing.T, db *store.DB, table string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func event(id string, due time.Time) func(store.User) (store.Event, error) {
+	return func(store.User) (store.Event, error) {
+		return store.Event{ID: id, Topic: "user.created", Payload: []byte{1, 2}, NextAttempt: due,
+			TraceContext: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}, nil
+	}
+}
+
+func TestUsersAndOrders(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			users := store.NewUsers(b.OpenNew(t, store.UserSchema))
+			u, _, err := users.Create(ctx, store.User{Name: "Ada", Email: "Ada@example.com", Phone: "+44"}, event("e-1", time.Now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := users.Get(ctx, u.ID)
+			if err != nil || !got.CreatedAt.Equal(u.CreatedAt) {
+				t.Errorf("Get(%d) = %+v, %v; want %+v", u.ID, got, err, u)
+			}
+			if got.CreatedAt = u.CreatedAt; got != u {
+				t.Errorf("Get(%d) = %+v, want %+v", u.ID, got, u)
+			}
+			if _, err := users.Get(ctx, u.ID+1); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Get of an unknown id: %v, want ErrNotFound", err)
+			}
+			failing := func(store.User) (store.Event, error) { return store.Event{}, errors.New("no event") }
+			if _, _, err := users.Create(ctx, store.User{Name: "Grace", Email: "grace@example.com"}, failing); err == nil {
+				t.Error("Create succeeded without its event")
+			}
+			if list, total, err := users.List(ctx, 10, 0); err != nil || total != 1 || len(list) != 1 {
+				t.Errorf("List = %v, %d, %v: the user of the failed Create was written", list, total, err)
+			}
+
+			orders := store.NewOrders(b.OpenNew(t, store.OrderSchema))
+			o, err := orders.Create(ctx, store.Order{UserID: 7, TotalCents: 1 << 40,
+				Items: []store.Item{{SKU: "A", Quantity: 2, UnitPriceCents: 1 << 39}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := orders.Get(ctx, o.ID); err != nil || got.TotalCents != 1<<40 || !got.CreatedAt.Equal(o.CreatedAt) || len(got.Items) != 1 {
+				t.Errorf("Get(%d) = %+v, %v; want %+v", o.ID, got, err, o)
+			}
+			if _, err := orders.Get(ctx, o.ID+1); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Get of an unknown order: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestConcurrentCreatesOfOneEmailConflict(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			db := b.OpenNew(t, store.UserSchema)
+			users := store.NewUsers(db)
+			errs := concurrently(8, func(i int) error {
+				_, _, err := users.Create(context.Background(), store.User{Name: "Ada", Email: []string{"ada@example.com", "ADA@example.com", "Ada@Example.com"}[i%3]},
+					event(fmt.Sprint("e-", i), time.Now()))
+				return err
+			})
+			created := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					created++
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("err = %v, want ErrConflict", err)
+				}
+			}
+			if created != 1 || count(t, db, "users") != 1 || count(t, db, "outbox") != 1 {
+				t.Errorf("%d created, %d users, %d events; want 1 of each", created, count(t, db, "users"), count(t, db, "outbox"))
+			}
+		})
+	}
+}
+
+func TestConcurrentDeliveriesOpenOneAccount(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			db := b.OpenNew(t, store.OrderSchema)
+			orders := store.NewOrders(db)
+			opened := 0
+			var mu sync.Mutex
+			for _, err := range concurrently(8, func(int) error {
+				ok, err := orders.OpenAccount(context.Background(), "e-1", 7)
+				mu.Lock()
+				defer mu.Unlock()
+				if ok {
+					opened++
+				}
+				return err
+			}) {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			if opened != 1 || count(t, db, "accounts") != 1 || count(t, db, "processed_events") != 1 {
+				t.Errorf("opened %d times, %d accounts, %d events; want 1 of each", opened, count(t, db, "accounts"), count(t, db, "processed_events"))
+			}
+		})
+	}
+}
+
+func TestOutboxClaimsEachEventOnce(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.OpenNew(t, store.UserSchema)
+			users, outbox := store.NewUsers(db), store.NewOutbox(db)
+			now := time.Now()
+			const events = 40
+			for i := range events {
+				if _, _, err := users.Create(ctx, store.User{Name: "N", Email: fmt.Sprintf("u%d@example.com", i)},
+					event(fmt.Sprintf("e-%02d", i), now.Add(-time.Second))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := users.Create(ctx, store.User{Name: "N", Email: "later@example.com"}, event("later", now.Add(time.Hour))); err != nil {
+				t.Fatal(err)
+			}
+
+			first, err := outbox.Claim(ctx, now, now.Add(time.Minute), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids := eventIDs(first); ids != "e-00 e-01 e-02" {
+				t.Errorf("first claim %s, want the three oldest", ids)
+			}
+			if ev := first[0]; ev.Topic != "user.created" || string(ev.Payload) != "\x01\x02" || ev.TraceContext["traceparent"] == "" {
+				t.Errorf("claimed %+v", ev)
+			}
+			// Relays of several processes at once: each event goes to exactly one.
+			var mu sync.Mutex
+			claims := map[string]int{}
+			for _, err := range concurrently(4, func(int) error {
+				for {
+					got, err := outbox.Claim(ctx, now, now.Add(time.Minute), 2)
+					if err != nil || len(got) == 0 {
+						return err
+					}
+					mu.Lock()
+					for _, ev := range got {
+						claims[ev.ID]++
+					}
+					mu.Unlock()
+				}
+			}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, ev := range first {
+				claims[ev.ID]++
+			}
+			for id, n := range claims {
+				if n != 1 {
+					t.Errorf("%s claimed %d times", id, n)
+				}
+			}
+			if len(claims) != events || claims["later"] != 0 {
+				t.Errorf("claimed %d events (later: %d), want the %d due ones", len(claims), claims["later"], events)
+			}
+
+			// Settled events leave the claim; the others come back once their lease ends.
+			if err := outbox.MarkSent(ctx, "e-00", now); err != nil {
+				t.Fatal(err)
+			}
+			if err := outbox.MarkFailed(ctx, "e-01", now.Add(2*time.Hour), "broker down"); err != nil {
+				t.Fatal(err)
+			}
+			again, err := outbox.Claim(ctx, now.Add(time.Minute), now.Add(2*time.Minute), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids := eventIDs(again); ids != "e-02 e-03 e-04" {
+				t.Errorf("after the lease, claimed %s, want e-02 e-03 e-04", ids)
+			}
+			if again[0].Attempts != 0 {
+				t.Errorf("attempts %d after a claim alone, want 0", again[0].Attempts)
+			}
+			// All but the one sent: e-01 to e-39 and later.
+			if pending, err := outbox.Pending(ctx); err != nil || pending != events {
+				t.Errorf("pending %d (%v), want %d", pending, err, events)
+			}
+			if err := outbox.Prune(ctx, now.Add(time.Microsecond)); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, db, "outbox"); n != events {
+				t.Errorf("%d events after pruning the one sent, want %d", n, events)
+			}
+		})
+	}
+}
+
+func eventIDs(events []store.Event) string {
+	ids := make([]string, len(events))
+	for i, ev := range events {
+		ids[i] = ev.ID
+	}
+	return strings.Join(ids, " ")
+}
+
+// Both services may keep their tables in one PostgreSQL database: no table or index name may
+// be in both schemas.
+func TestSchemasShareNoName(t *testing.T) {
+	names := regexp.MustCompile(`(?i)CREATE\s+(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)`)
+	user := map[string]bool{}
+	for _, m := range names.FindAllStringSubmatch(string(store.UserSchema), -1) {
+		user[m[1]] = true
+	}
+	order := names.FindAllStringSubmatch(string(store.OrderSchema), -1)
+	if len(user) == 0 || len(order) == 0 {
+		t.Fatal("no CREATE statement found")
+	}
+	for _, m := range order {
+		if user[m[1]] {
+			t.Errorf("%s is in both schemas", m[1])
+		}
+	}
+}
+
+func TestBothSchemasInOneDatabase(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			source := b.NewDatabase(t)
+			open := func(schema store.Schema) (*store.DB, error) {
+				db, err := b.Open(ctx, source, noop.NewTracerProvider(), metricnoop.NewMeterProvider(), schema)
+				if err == nil {
+					t.Cleanup(func() { _ = db.Close() })
+				}
+				return db, err
+			}
+			// A first replica makes the database (a new SQLite file fails a second connection
+			// at once, before the first has switched it to WAL), then more of both services start
+			// together, each setting up its schema.
+			users, err := open(store.UserSchema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var orders *store.DB
+			for i, err := range concurrently(6, func(i int) error {
+				if i%2 == 0 {
+					_, err := open(store.UserSchema)
+					return err
+				}
+				db, err := open(store.OrderSchema)
+				if i == 1 {
+					orders = db
+				}
+				return err
+			}) {
+				if err != nil {
+					t.Errorf("set-up %d: %v", i, err)
+				}
+			}
+			if t.Failed() {
+				return
+			}
+			if _, _, err := store.NewUsers(users).Create(ctx, store.User{Name: "Ada", Email: "ada@example.com"}, event("e-1", time.Now())); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.NewOrders(orders).OpenAccount(ctx, "e-1", 1); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestPostgresPasswordNeverInErrors(t *testing.T) {
+	const password = "hunter2-secret"
+	for _, dsn := range []string{
+		"postgres://app:" + password + "@127.0.0.1:1/ref?sslmode=disable&connect_timeout=5", // nothing listens on port 1
+		"postgres://app:" + password + "@127.0.0.1:port/ref",
+		"postgres://app:" + password + "@127.0.0.1/ref?sslmode=bogus",
+		"mysql://app:" + password + "@127.0.0.1/ref",
+	} {
+		_, err := store.OpenPostgres(context.Background(), dsn, noop.NewTracerProvider(), metricnoop.NewMeterProvider(), store.UserSchema)
+		if err == nil {
+			t.Errorf("%s: opened", strings.ReplaceAll(dsn, password, "***"))
+		} else if strings.Contains(err.Error(), password) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
