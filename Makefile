@@ -46,7 +46,7 @@ native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (fi
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
-	go test -tags e2e -count=1 -timeout 20m -v -run 'TestNativeStack|TestTailSampling' ./e2e/
+	go test -tags e2e -count=1 -timeout 20m -v -run 'TestNativeStack|TestTailSampling|TestEtcdRegistry' ./e2e/
 
 chaos: native-tools ## Fault tests on the native stack (~10 min); figures in run/chaos/report.md.
 	go test -tags e2e -count=1 -timeout 40m -v -run TestChaos ./e2e/

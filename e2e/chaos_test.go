@@ -519,30 +519,45 @@ func (h *chaos) countSpans(t *testing.T, r *row) {
 
 // Instances the test starts beside the stack's.
 
-// startInstance runs another instance of a service with the stack's environment and data, and
-// stops it (SIGTERM) at the end of the test if it still runs.
+// startInstance runs another instance of a service with the stack's environment and data.
 func (h *chaos) startInstance(t *testing.T, name, addr string, r *row, env ...string) *exec.Cmd {
 	t.Helper()
 	logFile := filepath.Join(root, "run", "chaos", name+"-"+strings.ReplaceAll(addr, ":", "-")+".log")
+	r.extraInstanceLogs = append(r.extraInstanceLogs, logFile)
+	return startService(t, name, logFile, append(append(h.env, "MICRO_SERVER_ADDRESS="+addr, "DATA_DIR="+filepath.Join(root, "run", "data")), env...))
+}
+
+// startService runs a service built by the stack, its output in logFile, and stops it (SIGTERM)
+// at the end of the test if it still runs.
+func startService(t *testing.T, name, logFile string, env []string) *exec.Cmd {
+	t.Helper()
 	out, err := os.Create(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(root, "run", "bin", name))
-	cmd.Env = append(append(h.env, "MICRO_SERVER_ADDRESS="+addr, "DATA_DIR="+filepath.Join(root, "run", "data")), env...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	r.extraInstanceLogs = append(r.extraInstanceLogs, logFile)
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		}
+		stopService(t, cmd)
 		out.Close()
 	})
 	return cmd
+}
+
+// stopService stops a service started by startService, if it still runs, as a user would.
+func stopService(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if cmd.ProcessState != nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("%s: %v", filepath.Base(cmd.Path), err)
+	}
 }
 
 type instance struct {

@@ -374,8 +374,9 @@ func TestTailSamplingKeepsFailedTraces(t *testing.T) {
 	}
 }
 
-// runDemo runs user-client against the native stack and returns its steps by name.
-func runDemo(t *testing.T) map[string]step {
+// runDemo runs user-client against the native stack, with the stack's environment or env when
+// given, and returns its steps by name.
+func runDemo(t *testing.T, env ...string) map[string]step {
 	t.Helper()
 	bin := filepath.Join(root, "run", "bin", "user-client")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/user-client")
@@ -385,6 +386,9 @@ func runDemo(t *testing.T) map[string]step {
 	}
 	client := exec.Command(bin, "-json")
 	client.Env = clientEnv(t)
+	if len(env) > 0 {
+		client.Env = append(os.Environ(), env...)
+	}
 	out, err := client.Output()
 	if err != nil {
 		t.Fatalf("user-client: %v\n%s", err, out)

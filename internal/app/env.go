@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/go-micro/plugins/v4/registry/consul"
+	"github.com/go-micro/plugins/v4/registry/etcd"
 	"go-micro.dev/v4/registry"
 
 	"github.com/go-micro-otel/reference/internal/fault"
@@ -19,8 +20,8 @@ import (
 // The environment a service reads, beside the standard OTEL_* variables. The names follow
 // go-micro's own flags where it has one.
 const (
-	EnvRegistry        = "MICRO_REGISTRY"         // "consul" (default) or "memory"
-	EnvRegistryAddress = "MICRO_REGISTRY_ADDRESS" // default 127.0.0.1:8500
+	EnvRegistry        = "MICRO_REGISTRY"         // "consul" (default), "etcd" or "memory"
+	EnvRegistryAddress = "MICRO_REGISTRY_ADDRESS" // default 127.0.0.1:8500 (Consul), 127.0.0.1:2379 (etcd)
 	EnvBrokerAddress   = "MICRO_BROKER_ADDRESS"   // default nats://127.0.0.1:4222
 	EnvBrokerToken     = "NATS_TOKEN"             // unset (default): no authentication
 	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
@@ -68,14 +69,18 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 	}, nil
 }
 
-// RegistryFromEnv returns the registry MICRO_REGISTRY names.
+// RegistryFromEnv returns the registry MICRO_REGISTRY names. Consul reads its ACL token from
+// CONSUL_HTTP_TOKEN itself.
 func RegistryFromEnv() (registry.Registry, error) {
+	addr := os.Getenv(EnvRegistryAddress)
 	switch kind := cmp.Or(os.Getenv(EnvRegistry), "consul"); kind {
 	case "consul":
-		return consul.NewRegistry(registry.Addrs(cmp.Or(os.Getenv(EnvRegistryAddress), "127.0.0.1:8500"))), nil
+		return consul.NewRegistry(registry.Addrs(cmp.Or(addr, "127.0.0.1:8500"))), nil
+	case "etcd":
+		return etcd.NewRegistry(registry.Addrs(cmp.Or(addr, "127.0.0.1:2379"))), nil
 	case "memory":
 		return registry.NewMemoryRegistry(), nil
 	default:
-		return nil, fmt.Errorf("app: %s=%q: want consul or memory", EnvRegistry, kind)
+		return nil, fmt.Errorf("app: %s=%q: want consul, etcd or memory", EnvRegistry, kind)
 	}
 }
