@@ -136,11 +136,13 @@ func newService(name string, d Deps, db *sql.DB) *Service {
 		micro.RegisterInterval(10 * time.Second),
 	}
 	// The handler chain, outermost first: tracing (so that every refusal below is traced too),
-	// the drain at shutdown, the rate limit, authentication, then injected faults.
+	// the drain at shutdown, the bound on metadata, the rate limit, authentication, then
+	// injected faults.
 	opts = append(opts, tracingOptions(name, d)...)
 	opts = append(opts,
 		micro.WrapHandler(s.inflight.handlerWrapper),
 		micro.WrapSubscriber(s.inflight.subscriberWrapper),
+		micro.WrapHandler(guard.LimitMetadata(name, guard.MaxMetadataBytes)),
 		micro.WrapHandler(d.Guard.HandlerWrappers(name)...),
 		micro.WrapClient(guard.ClientWrapper(d.Guard.Token)), // calls to the other service carry the token
 		micro.AfterStart(func() error { close(s.ready); return nil }),

@@ -1,5 +1,6 @@
-// Package guard protects the services' handlers: a token-bucket rate limit and bearer-token
-// authentication, both off unless configured:
+// Package guard protects the services' handlers: a bound on the size of a request's metadata,
+// always on, and a token-bucket rate limit and bearer-token authentication, both off unless
+// configured:
 //
 //	RATE_LIMIT_RPS=200 RATE_LIMIT_BURST=50   requests per second a service accepts (429 beyond)
 //	AUTH_TOKEN=...                            the bearer token every RPC must carry (401 without)
@@ -64,6 +65,33 @@ func (c Config) HandlerWrappers(service string) []server.HandlerWrapper {
 		ws = append(ws, Authenticate(service, c.Token))
 	}
 	return ws
+}
+
+// MaxMetadataBytes bounds a request's metadata, keys and values together. The largest legitimate
+// metadata is W3C baggage at its 8192-byte limit beside a few hundred bytes of go-micro headers,
+// trace context and a bearer token.
+const MaxMetadataBytes = 16 << 10
+
+// LimitMetadata refuses requests whose metadata exceed max bytes, with a 431. net/http bounds
+// headers (1 MiB) only on a connection's first request; go-micro reads later ones unbounded, and
+// its client forwards all of a request's metadata on every call the handler makes. Metadata over
+// 1 MiB forwarded on a new connection is refused by net/http with a status go-micro's HTTP
+// transport client drops: the call looks like a success with an empty answer. Refusing large
+// metadata on arrival means it is never forwarded.
+func LimitMetadata(service string, max int) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			size := 0
+			for k, v := range req.Header() {
+				size += len(k) + len(v)
+			}
+			if size > max {
+				return merrors.New(service, fmt.Sprintf("request metadata is larger than %d bytes", max),
+					http.StatusRequestHeaderFieldsTooLarge)
+			}
+			return next(ctx, req, rsp)
+		}
+	}
 }
 
 // RateLimit refuses requests beyond what limiter allows, with a 429, without waiting.

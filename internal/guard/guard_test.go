@@ -85,6 +85,31 @@ func TestChainOrder(t *testing.T) {
 	}
 }
 
+func TestLimitMetadataRefusesLargeMetadataWithoutEchoingIt(t *testing.T) {
+	calls := 0
+	h := LimitMetadata("user.service", 64)(func(context.Context, server.Request, interface{}) error { calls++; return nil })
+	for _, tc := range []struct {
+		header map[string]string
+		want   int32
+	}{
+		{nil, 0},
+		{map[string]string{"Traceparent": strings.Repeat("x", 53)}, 0},                       // 11 + 53 = 64 bytes
+		{map[string]string{"Traceparent": strings.Repeat("x", 54)}, 431},                     // 65 bytes
+		{map[string]string{"A": strings.Repeat("v", 40), "B": strings.Repeat("w", 40)}, 431}, // no one value is over the limit
+	} {
+		err := h(context.Background(), request(tc.header), nil)
+		if code(err) != tc.want {
+			t.Errorf("%v: err %v, want code %d", tc.header, err, tc.want)
+		}
+		if d := merrors.FromError(err); err != nil && d.Detail != "request metadata is larger than 64 bytes" {
+			t.Errorf("detail %q, want the limit and not the metadata", d.Detail)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("handler ran %d times, want 2", calls)
+	}
+}
+
 func TestFromEnv(t *testing.T) {
 	t.Setenv("RATE_LIMIT_RPS", "")
 	t.Setenv("RATE_LIMIT_BURST", "")
