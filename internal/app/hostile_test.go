@@ -233,8 +233,10 @@ func hostileCases(t *testing.T, seedUser int64) []hostile {
 		{name: "CreateUser name not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada??Lovelace", "ada@example.com", "")), want: "string field contains invalid UTF-8", noServer: true},
 		{name: "CreateUser email not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada", "ad??a@example.com", "")), want: "string field contains invalid UTF-8", noServer: true},
 		{name: "CreateOrder sku not UTF-8", service: orderSvc, endpoint: co, req: notUTF8(t, &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.Sku = "BOOK??" })}), want: "string field contains invalid UTF-8", noServer: true},
-		// net/http cannot parse the header, and go-micro's server drops the connection.
-		{name: "metadata value with a control character", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"X-Note": "a\x7fb"}, code: 500, want: "unexpected EOF", noServer: true},
+		// net/http cannot parse the header, and go-micro's server drops the connection. (On a
+		// connection's first request net/http answers 400 itself, which go-micro's client takes
+		// for an empty success: see Known limits in the README.)
+		{name: "metadata value with a control character", service: userSvc, endpoint: gu, warm: true, req: getSeed, md: metadata.Metadata{"X-Note": "a\x7fb"}, code: 500, want: "unexpected EOF", noServer: true},
 		// The client finds no node and gives up: nothing reaches a server.
 		{name: "unknown service", service: "admin.service", endpoint: gu, req: getSeed, code: 500, want: "service admin.service: not found", noServer: true},
 	}
