@@ -14,7 +14,7 @@ STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/nul
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short clean up down status logs demo e2e chaos native-tools bench bench-smoke
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 test: lint proto-check ## The test suite: lint, generated code, every test with the race detector.
 	go test -race -count=1 ./...
 	cd deploy && go test -count=1 ./...
+
+# -fuzz takes one target, so one run each; FUZZTIME=5m searches longer.
+FUZZTIME ?= 10s
+fuzz-smoke: ## Each fuzz target for a few seconds (FUZZTIME, default 10s).
+	go test -run '^$$' -fuzz '^FuzzValidateNewUser$$' -fuzztime $(FUZZTIME) ./internal/handler
+	go test -run '^$$' -fuzz '^FuzzValidateOrder$$' -fuzztime $(FUZZTIME) ./internal/handler
+	go test -run '^$$' -fuzz '^FuzzCarrier$$' -fuzztime $(FUZZTIME) ./internal/wrapper
 
 native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (first time: 8-25 min).
 	deploy/native/build.sh all

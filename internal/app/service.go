@@ -151,11 +151,13 @@ func newService(name string, d Deps, db *store.DB) *Service {
 		micro.RegisterInterval(10 * time.Second),
 	}
 	// The handler chain, outermost first: tracing (so that every refusal below is traced too),
-	// the drain at shutdown, the rate limit, authentication, then injected faults.
+	// the drain at shutdown, the bound on metadata, the rate limit, authentication, then
+	// injected faults.
 	opts = append(opts, tracingOptions(name, d)...)
 	opts = append(opts,
 		micro.WrapHandler(s.inflight.handlerWrapper),
 		micro.WrapSubscriber(s.inflight.subscriberWrapper),
+		micro.WrapHandler(guard.LimitMetadata(name, guard.MaxMetadataBytes)),
 		micro.WrapHandler(d.Guard.HandlerWrappers(name)...),
 		micro.WrapClient(guard.ClientWrapper(d.Guard.Token)), // calls to the other service carry the token
 		micro.AfterStart(func() error { close(s.ready); return nil }),
@@ -242,10 +244,12 @@ func NewUntracedClient(reg registry.Registry) client.Client {
 }
 
 // newClient speaks protobuf: go-micro's default JSON codec encodes well-known types such as
-// Timestamp in a form its own decoder rejects. It fails over from a dead or restarted instance
+// Timestamp in a form its own decoder rejects. It refuses to send metadata net/http would
+// reject (guard.CheckOutgoingMetadata). It fails over from a dead or restarted instance
 // to another (internal/failover), and has a selector of its own: by default every client
 // shares go-micro's global one, and setting a registry on one would change it for all.
 func newClient(opts ...client.Option) client.Client {
-	base := append([]client.Option{client.ContentType("application/protobuf")}, failover.New(failoverCooldown).ClientOptions()...)
+	base := append([]client.Option{client.ContentType("application/protobuf"), client.WrapCall(guard.CheckOutgoingMetadata)},
+		failover.New(failoverCooldown).ClientOptions()...)
 	return client.NewClient(append(base, opts...)...)
 }

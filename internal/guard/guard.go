@@ -1,5 +1,6 @@
-// Package guard protects the services' handlers: a token-bucket rate limit and bearer-token
-// authentication, both off unless configured:
+// Package guard protects the services' handlers: a bound on the size of a request's metadata,
+// always on, and a token-bucket rate limit and bearer-token authentication, both off unless
+// configured:
 //
 //	RATE_LIMIT_RPS=200 RATE_LIMIT_BURST=50   requests per second a service accepts (429 beyond)
 //	AUTH_TOKEN=...                            the bearer token every RPC must carry (401 without)
@@ -21,6 +22,7 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
@@ -65,6 +67,52 @@ func (c Config) HandlerWrappers(service string) []server.HandlerWrapper {
 	}
 	return ws
 }
+
+// MaxMetadataBytes bounds a request's metadata, keys and values together. The largest legitimate
+// metadata is W3C baggage at its 8192-byte limit beside a few hundred bytes of go-micro headers,
+// trace context and a bearer token.
+const MaxMetadataBytes = 16 << 10
+
+// LimitMetadata refuses requests whose metadata exceed max bytes, with a 431. net/http bounds
+// headers (1 MiB) only on a connection's first request; go-micro reads later ones unbounded, and
+// its client forwards all of a request's metadata on every call the handler makes. Metadata over
+// 1 MiB forwarded on a new connection is refused by net/http with a status go-micro's HTTP
+// transport client drops: the call looks like a success with an empty answer. Refusing large
+// metadata on arrival means it is never forwarded.
+func LimitMetadata(service string, max int) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			size := 0
+			for k, v := range req.Header() {
+				size += len(k) + len(v)
+			}
+			if size > max {
+				return merrors.New(service, fmt.Sprintf("request metadata is larger than %d bytes", max),
+					http.StatusRequestHeaderFieldsTooLarge)
+			}
+			return next(ctx, req, rsp)
+		}
+	}
+}
+
+// CheckOutgoingMetadata refuses, with a 400 and before anything is sent, a call whose metadata
+// holds a control character, which net/http rejects: go-micro's HTTP transport client reports
+// such a rejection as a success with an empty answer. (Oversized metadata is the receiving
+// service's to refuse, see LimitMetadata.) The detail names the key, never the value.
+func CheckOutgoingMetadata(next client.CallFunc) client.CallFunc {
+	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+		md, _ := metadata.FromContext(ctx)
+		for k, v := range md {
+			if strings.IndexFunc(k, isControl) >= 0 || strings.IndexFunc(v, isControl) >= 0 {
+				return merrors.BadRequest("go.micro.client", "request metadata %q holds a control character", k)
+			}
+		}
+		return next(ctx, node, req, rsp, opts)
+	}
+}
+
+// isControl matches what net/http refuses in a header: control characters other than tab.
+func isControl(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }
 
 // RateLimit refuses requests beyond what limiter allows, with a 429, without waiting.
 func RateLimit(service string, limiter *rate.Limiter) server.HandlerWrapper {

@@ -8,6 +8,7 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -85,6 +86,31 @@ func TestChainOrder(t *testing.T) {
 	}
 }
 
+func TestLimitMetadataRefusesLargeMetadataWithoutEchoingIt(t *testing.T) {
+	calls := 0
+	h := LimitMetadata("user.service", 64)(func(context.Context, server.Request, interface{}) error { calls++; return nil })
+	for _, tc := range []struct {
+		header map[string]string
+		want   int32
+	}{
+		{nil, 0},
+		{map[string]string{"Traceparent": strings.Repeat("x", 53)}, 0},                       // 11 + 53 = 64 bytes
+		{map[string]string{"Traceparent": strings.Repeat("x", 54)}, 431},                     // 65 bytes
+		{map[string]string{"A": strings.Repeat("v", 40), "B": strings.Repeat("w", 40)}, 431}, // no one value is over the limit
+	} {
+		err := h(context.Background(), request(tc.header), nil)
+		if code(err) != tc.want {
+			t.Errorf("%v: err %v, want code %d", tc.header, err, tc.want)
+		}
+		if d := merrors.FromError(err); err != nil && d.Detail != "request metadata is larger than 64 bytes" {
+			t.Errorf("detail %q, want the limit and not the metadata", d.Detail)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("handler ran %d times, want 2", calls)
+	}
+}
+
 func TestFromEnv(t *testing.T) {
 	t.Setenv("RATE_LIMIT_RPS", "")
 	t.Setenv("RATE_LIMIT_BURST", "")
@@ -126,5 +152,25 @@ func TestClientWrapperSendsTheToken(t *testing.T) {
 	}
 	if ClientWrapper("")(rc) != client.Client(rc) {
 		t.Error("an empty token wrapped the client")
+	}
+}
+
+func TestOutgoingMetadataWithAControlCharacterIsNeverSent(t *testing.T) {
+	sent := 0
+	call := CheckOutgoingMetadata(func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
+		sent++
+		return nil
+	})
+	for _, md := range []metadata.Metadata{{"X-Note": "a\x7fb"}, {"X-Note": "line\r\nInjected: yes"}, {"X-\x00": "v"}} {
+		err := call(metadata.NewContext(context.Background(), md), &registry.Node{}, nil, nil, client.CallOptions{})
+		if e := merrors.FromError(err); e.Code != 400 || strings.Contains(e.Detail, "Injected") {
+			t.Errorf("%q: got %v, want a 400 that does not repeat the value", md, err)
+		}
+	}
+	if err := call(metadata.NewContext(context.Background(), metadata.Metadata{"Baggage": "demo.session=a\tb"}), &registry.Node{}, nil, nil, client.CallOptions{}); err != nil {
+		t.Errorf("a tab, which HTTP allows, was refused: %v", err)
+	}
+	if sent != 1 {
+		t.Errorf("%d calls went out, want only the clean one", sent)
 	}
 }

@@ -262,6 +262,30 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 	}
 }
 
+// emptyUsers answers GetUser as go-micro's client does when net/http refused the request: no
+// error and an empty response.
+type emptyUsers struct{}
+
+func (emptyUsers) GetUser(context.Context, *userpb.GetUserRequest, ...client.CallOption) (*userpb.GetUserResponse, error) {
+	return &userpb.GetUserResponse{}, nil
+}
+
+func TestCreateOrderNeedsTheUserInTheAnswer(t *testing.T) {
+	forEachBackend(t, testCreateOrderNeedsTheUserInTheAnswer)
+}
+
+func testCreateOrderNeedsTheUserInTheAnswer(t *testing.T, b testenv.Backend) {
+	db := b.OpenNew(t, store.OrderSchema)
+	h := NewOrder(store.NewOrders(db), emptyUsers{}, discard)
+	err := h.CreateOrder(context.Background(), &orderpb.CreateOrderRequest{UserId: 999, Items: []*orderpb.Item{{Sku: "A", Quantity: 1}}}, &orderpb.CreateOrderResponse{})
+	if e := merrors.FromError(err); code(err) != 500 || e.Detail != "checking the user failed" {
+		t.Fatalf("err = %v, want the 500 of an unconfirmed user", err)
+	}
+	if n := count(t, db, "orders") + count(t, db, "order_items"); n != 0 {
+		t.Errorf("%d rows written for an unconfirmed user", n)
+	}
+}
+
 func TestOrderReadsValidateAndFind(t *testing.T) { forEachBackend(t, testOrderReadsValidateAndFind) }
 
 func testOrderReadsValidateAndFind(t *testing.T, b testenv.Backend) {

@@ -19,6 +19,9 @@ import (
 // OrderServiceName is order.service's registry name and its errors' id.
 const OrderServiceName = "order.service"
 
+// errUserNotConfirmed is user.service answering GetUser without an error and without the user.
+var errUserNotConfirmed = errors.New("user.service answered without the user")
+
 // UserGetter is what order.service asks user.service.
 type UserGetter interface {
 	GetUser(ctx context.Context, in *userpb.GetUserRequest, opts ...client.CallOption) (*userpb.GetUserResponse, error)
@@ -45,11 +48,17 @@ func (h *Order) CreateOrder(ctx context.Context, req *orderpb.CreateOrderRequest
 	if err != nil {
 		return err
 	}
-	if _, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: req.GetUserId()}); err != nil {
+	got, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: req.GetUserId()})
+	if err != nil {
 		if merrors.FromError(err).Code == http.StatusNotFound {
 			return merrors.NotFound(OrderServiceName, "user not found")
 		}
 		return internalError(ctx, h.logger, OrderServiceName, "checking the user", err)
+	}
+	if got.GetUser().GetId() != req.GetUserId() {
+		// Only the user itself confirms it exists: go-micro's HTTP transport turns a refusal at
+		// the HTTP level (a 431 from net/http) into a success with an empty answer.
+		return internalError(ctx, h.logger, OrderServiceName, "checking the user", errUserNotConfirmed)
 	}
 	o, err := h.orders.Create(ctx, store.Order{UserID: req.GetUserId(), Items: items, TotalCents: total})
 	if err != nil {
