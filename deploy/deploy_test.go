@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -120,6 +121,35 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 	}
 }
 
+// The collector's configuration uses only components the native build has (the compose image,
+// contrib, has them all), and its logs pipeline is built as the others are.
+func TestCollectorConfigFitsTheNativeBuild(t *testing.T) {
+	otel := yamlDocs(t, "otel-config.yaml")[0]
+	manifest := read(t, "native/otelcol/manifest.yaml")
+	for _, kind := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
+		section, _ := otel[kind].(map[string]any)
+		for id := range section {
+			// A component id is type[/name]; ocb modules are named <type without _><kind>.
+			typ, _, _ := strings.Cut(id, "/")
+			module := strings.ReplaceAll(typ, "_", "") + strings.TrimSuffix(kind, "s")
+			if !regexp.MustCompile(`/` + module + ` v`).MatchString(manifest) {
+				t.Errorf("otel-config.yaml uses %s %q; native/otelcol/manifest.yaml builds no %s", kind, id, module)
+			}
+		}
+	}
+	logs, _ := dig(otel, "service", "pipelines", "logs").(map[string]any)
+	if logs == nil {
+		t.Fatal("otel-config.yaml has no logs pipeline")
+	}
+	receivers, _ := logs["receivers"].([]any)
+	processors, _ := logs["processors"].([]any)
+	exporters, _ := logs["exporters"].([]any)
+	if !slices.Contains(receivers, any("otlp")) || len(processors) == 0 || processors[0] != "memory_limiter" ||
+		!slices.Contains(processors, any("batch")) || len(exporters) == 0 {
+		t.Errorf("logs pipeline %v: want otlp -> memory_limiter first, batch -> an exporter", logs)
+	}
+}
+
 // The manifests give each service the environment compose gives it, and the same ports.
 func TestKubernetesMatchesCompose(t *testing.T) {
 	p := loadCompose(t)
@@ -186,11 +216,15 @@ func TestKubernetesMatchesCompose(t *testing.T) {
 	}
 }
 
+// envRef is a variable reference of the collector's configuration: ${env:NAME} or
+// ${env:NAME:-default}.
+var envRef = regexp.MustCompile(`\$\{env:([A-Z0-9_]+)(?::-([^}]*))?\}`)
+
 // envRefs lists the ${env:NAME} variables a config file reads.
 func envRefs(t *testing.T, file string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, m := range regexp.MustCompile(`\$\{env:([A-Z0-9_]+)`).FindAllStringSubmatch(read(t, file), -1) {
+	for _, m := range envRef.FindAllStringSubmatch(read(t, file), -1) {
 		if !seen[m[1]] {
 			seen[m[1]] = true
 			out = append(out, m[1])
