@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -46,7 +48,7 @@ func TestComposeFileIsValid(t *testing.T) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	want := "consul jaeger nats order-service otel-collector user-client user-service"
+	want := "consul jaeger nats order-service otel-collector prometheus user-client user-service"
 	if strings.Join(names, " ") != want {
 		t.Errorf("services %v, want %s", names, want)
 	}
@@ -160,6 +162,94 @@ func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 	}
 }
 
+// Compose runs Prometheus for Jaeger's Monitor tab: it scrapes the collector's Prometheus
+// exporter, and Jaeger, on top of the configuration both stacks share, reads its metrics from that
+// Prometheus.
+func TestComposeMonitorTabReadsTheCollectorsSpanMetrics(t *testing.T) {
+	p := loadCompose(t)
+	prom, ok := p.Services["prometheus"]
+	if !ok {
+		t.Fatal("compose has no prometheus service")
+	}
+	promConfig := flagValue(prom.Command, "--config.file")
+	if promConfig == "" || mountedFrom(prom, promConfig) != "prometheus.yaml" {
+		t.Errorf("prometheus runs %q, want the mounted prometheus.yaml", promConfig)
+	}
+	promPort := "9090" // Prometheus' default
+	if addr := flagValue(prom.Command, "--web.listen-address"); addr != "" {
+		promPort = port(t, addr)
+	}
+
+	otel := yamlDocs(t, "otel-config.yaml")[0]
+	if exporters, _ := dig(otel, "service", "pipelines", "metrics", "exporters").([]any); !slices.Contains(exporters, any("prometheus")) {
+		t.Errorf("the collector's metrics pipeline exports to %v, not to its prometheus exporter", exporters)
+	}
+	exporter := expandEnv(dig(otel, "exporters", "prometheus", "endpoint").(string), p.Services["otel-collector"].Environment)
+	if host, _, _ := net.SplitHostPort(exporter); host != "0.0.0.0" {
+		t.Errorf("under compose the collector's prometheus exporter listens on %s, out of Prometheus' reach", exporter)
+	}
+	want := "otel-collector:" + port(t, exporter)
+	if targets := scrapeTargets(t, "prometheus.yaml"); !slices.Contains(targets, want) {
+		t.Errorf("prometheus scrapes %v, want %s", targets, want)
+	}
+
+	jaeger := p.Services["jaeger"]
+	var configs []string
+	for i, arg := range jaeger.Command {
+		if arg == "--config" && i+1 < len(jaeger.Command) {
+			configs = append(configs, mountedFrom(jaeger, jaeger.Command[i+1]))
+		}
+	}
+	if strings.Join(configs, " ") != "jaeger-config.yaml jaeger-monitor.yaml" {
+		t.Errorf("jaeger runs %v, want the shared jaeger-config.yaml and over it jaeger-monitor.yaml", configs)
+	}
+	overlay := yamlDocs(t, "jaeger-monitor.yaml")[0]
+	backend, _ := dig(overlay, "extensions", "jaeger_query", "storage", "metrics").(string)
+	endpoint, _ := dig(overlay, "extensions", "jaeger_storage", "metric_backends", backend, "prometheus", "endpoint").(string)
+	if backend == "" || endpoint == "" {
+		t.Fatalf("jaeger-monitor.yaml: jaeger_query reads metrics from %q, a backend with no prometheus endpoint", backend)
+	}
+	u, err := url.Parse(expandEnv(endpoint, jaeger.Environment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, isService := p.Services[u.Hostname()]; !isService || u.Hostname() != "prometheus" || u.Port() != promPort {
+		t.Errorf("under compose Jaeger reads metrics from %s, want the prometheus service on %s", u, promPort)
+	}
+	if base := yamlDocs(t, "jaeger-config.yaml")[0]; dig(base, "extensions", "jaeger_query", "storage", "traces") == nil {
+		t.Error("jaeger-config.yaml has no trace storage for the overlay to add metrics to")
+	}
+}
+
+// The collector's configuration uses only components the native build has (the compose image,
+// contrib, has them all), and its logs pipeline is built as the others are.
+func TestCollectorConfigFitsTheNativeBuild(t *testing.T) {
+	otel := yamlDocs(t, "otel-config.yaml")[0]
+	manifest := read(t, "native/otelcol/manifest.yaml")
+	for _, kind := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
+		section, _ := otel[kind].(map[string]any)
+		for id := range section {
+			// A component id is type[/name]; ocb modules are named <type without _><kind>.
+			typ, _, _ := strings.Cut(id, "/")
+			module := strings.ReplaceAll(typ, "_", "") + strings.TrimSuffix(kind, "s")
+			if !regexp.MustCompile(`/` + module + ` v`).MatchString(manifest) {
+				t.Errorf("otel-config.yaml uses %s %q; native/otelcol/manifest.yaml builds no %s", kind, id, module)
+			}
+		}
+	}
+	logs, _ := dig(otel, "service", "pipelines", "logs").(map[string]any)
+	if logs == nil {
+		t.Fatal("otel-config.yaml has no logs pipeline")
+	}
+	receivers, _ := logs["receivers"].([]any)
+	processors, _ := logs["processors"].([]any)
+	exporters, _ := logs["exporters"].([]any)
+	if !slices.Contains(receivers, any("otlp")) || len(processors) == 0 || processors[0] != "memory_limiter" ||
+		!slices.Contains(processors, any("batch")) || len(exporters) == 0 {
+		t.Errorf("logs pipeline %v: want otlp -> memory_limiter first, batch -> an exporter", logs)
+	}
+}
+
 // The manifests give each service the environment compose gives it, and the same ports.
 func TestKubernetesMatchesCompose(t *testing.T) {
 	p := loadCompose(t)
@@ -242,11 +332,79 @@ func TestKubernetesMatchesCompose(t *testing.T) {
 	}
 }
 
+// flagValue is the value of a --name=value or --name value argument.
+func flagValue(args []string, name string) string {
+	for i, arg := range args {
+		if v, ok := strings.CutPrefix(arg, name+"="); ok {
+			return v
+		}
+		if arg == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// mountedFrom names the file of deploy/ that a service sees at target, "" if none.
+func mountedFrom(s types.ServiceConfig, target string) string {
+	for _, v := range s.Volumes {
+		if v.Target == target {
+			return v.Source[strings.LastIndex(v.Source, "/")+1:]
+		}
+	}
+	return ""
+}
+
+func port(t *testing.T, hostport string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Fatalf("%q: %v", hostport, err)
+	}
+	return p
+}
+
+// envRef is a variable reference of the collector's configuration: ${env:NAME} or
+// ${env:NAME:-default}.
+var envRef = regexp.MustCompile(`\$\{env:([A-Z0-9_]+)(?::-([^}]*))?\}`)
+
+// expandEnv resolves the references of v as the collector and Jaeger do, from env.
+func expandEnv(v string, env types.MappingWithEquals) string {
+	return envRef.ReplaceAllStringFunc(v, func(ref string) string {
+		m := envRef.FindStringSubmatch(ref)
+		if value, ok := env[m[1]]; ok && value != nil {
+			return *value
+		}
+		return m[2]
+	})
+}
+
+// scrapeTargets lists the static targets of a Prometheus configuration.
+func scrapeTargets(t *testing.T, file string) []string {
+	var cfg struct {
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal([]byte(read(t, file)), &cfg); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	var targets []string
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			targets = append(targets, st.Targets...)
+		}
+	}
+	return targets
+}
+
 // envRefs lists the ${env:NAME} variables a config file reads.
 func envRefs(t *testing.T, file string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, m := range regexp.MustCompile(`\$\{env:([A-Z0-9_]+)`).FindAllStringSubmatch(read(t, file), -1) {
+	for _, m := range envRef.FindAllStringSubmatch(read(t, file), -1) {
 		if !seen[m[1]] {
 			seen[m[1]] = true
 			out = append(out, m[1])

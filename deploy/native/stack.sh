@@ -69,6 +69,7 @@ client_env() {
 MICRO_REGISTRY_ADDRESS=$consul_http
 MICRO_BROKER_ADDRESS=$nats_url
 OTEL_EXPORTER_OTLP_ENDPOINT=http://$otlp_grpc
+OTEL_LOGS_EXPORTER=${OTEL_LOGS_EXPORTER:-none}
 JAEGER_UI_URL=$jaeger_ui
 ENV
 	grep -E '^[A-Z_]+=' "$root/deploy/stack.env" | grep -vE '^(CONSUL_HTTP_TOKEN|NATS_TOKEN)='

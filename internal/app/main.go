@@ -17,29 +17,30 @@ import (
 )
 
 // Main runs one service process until SIGINT or SIGTERM: telemetry first, the service, then
-// the final flush of spans. It returns the process exit code. With the argument
+// the final flush of spans, metrics and logs. It returns the process exit code. With the argument
 // "healthcheck" it instead probes a running instance, for container health checks in images
 // that have no shell.
 func Main(name string, build func(context.Context, Deps) (*Service, error)) int {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return healthcheck(cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"))
 	}
-	logger := telemetry.NewLogger(os.Stderr, name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	tel, err := telemetry.Setup(ctx, name)
+	if err != nil {
+		telemetry.NewLogger(os.Stderr, name).Error("telemetry set-up failed", "error", err)
+		return 1
+	}
+	logger := tel.Logger(os.Stderr, name)
 	if addr := os.Getenv(EnvPprofAddress); addr != "" {
 		go servePprof(addr, logger)
 	}
-	tel, err := telemetry.Setup(ctx, name)
-	if err != nil {
-		logger.Error("telemetry set-up failed", "error", err)
-		return 1
-	}
 	code := run(ctx, name, tel, logger, build)
-	// Flush even after a failed run: its spans say what went wrong.
+	// Flush even after a failed run: its spans and logs say what went wrong. The logger still
+	// writes locally once export has stopped.
 	if err := tel.Shutdown(context.Background()); err != nil {
-		logger.Error("flushing spans failed", "error", err)
+		logger.Error("flushing telemetry failed", "error", err)
 	}
 	if c, ok := tel.Spans(); ok {
 		// The record the fault tests read: did every span of this process reach the collector?

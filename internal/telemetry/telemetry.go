@@ -3,8 +3,8 @@
 // batch span processor, the metric export interval and the propagators are all read by the SDK
 // itself. What this package adds is a local default (an insecure collector on localhost:4317),
 // OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER=none, Go runtime metrics, the baggage members copied
-// onto spans (SPAN_BAGGAGE_KEYS), log records that carry their trace, and a shutdown that flushes
-// within a bounded time.
+// onto spans (SPAN_BAGGAGE_KEYS), log records that carry their trace, their export over OTLP when
+// OTEL_LOGS_EXPORTER=otlp, and a shutdown that flushes within a bounded time.
 package telemetry
 
 import (
@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,11 +24,13 @@ import (
 	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -36,14 +39,21 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// DefaultShutdownTimeout bounds how long Shutdown waits for pending spans to be exported.
+// DefaultShutdownTimeout bounds how long Shutdown waits for pending spans and log records to be
+// exported.
 const DefaultShutdownTimeout = 5 * time.Second
+
+// EnvLogsExporter turns OTLP log export on ("otlp"); unset or "none" keeps logs local. Unlike
+// the SDK's own default, export is off unless asked for: stderr already has every record.
+const EnvLogsExporter = "OTEL_LOGS_EXPORTER"
 
 // Telemetry is the SDK of one process (or of one service in an in-process test).
 type Telemetry struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
+	// LoggerProvider exports log records; nil while log export is off (OTEL_LOGS_EXPORTER).
+	LoggerProvider *sdklog.LoggerProvider
 
 	shutdown        func(context.Context) error
 	shutdownTimeout time.Duration
@@ -54,6 +64,7 @@ type options struct {
 	version         string
 	processor       sdktrace.SpanProcessor
 	reader          sdkmetric.Reader
+	logProcessor    sdklog.Processor
 	shutdownTimeout time.Duration
 }
 
@@ -70,6 +81,10 @@ func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
 
 // WithMetricReader replaces the OTLP metric export, e.g. with a manual reader in tests.
 func WithMetricReader(r sdkmetric.Reader) Option { return func(o *options) { o.reader = r } }
+
+// WithLogProcessor replaces the OTLP log export, e.g. with an in-memory exporter in tests. Log
+// export is on with it, whatever OTEL_LOGS_EXPORTER says.
+func WithLogProcessor(p sdklog.Processor) Option { return func(o *options) { o.logProcessor = p } }
 
 // WithShutdownTimeout bounds Shutdown (default DefaultShutdownTimeout).
 func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.shutdownTimeout = d } }
@@ -92,6 +107,10 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		return t, nil
 	}
 
+	logProcessor, err := newLogProcessor(ctx, o.logProcessor)
+	if err != nil {
+		return nil, err
+	}
 	res, err := newResource(ctx, serviceName, o.version)
 	if err != nil {
 		return nil, err
@@ -141,8 +160,43 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 	}
 
 	t.TracerProvider, t.MeterProvider = tp, mp
-	t.shutdown = func(ctx context.Context) error { return errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx)) }
+	shutdowns := []func(context.Context) error{tp.Shutdown, mp.Shutdown}
+	if logProcessor != nil {
+		t.LoggerProvider = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(logProcessor))
+		shutdowns = append(shutdowns, t.LoggerProvider.Shutdown)
+	}
+	// In parallel: each signal gets the whole bounded time to flush, not what the one before it
+	// left over.
+	t.shutdown = func(ctx context.Context) error {
+		errs := make([]error, len(shutdowns))
+		var wg sync.WaitGroup
+		for i, shutdown := range shutdowns {
+			wg.Go(func() { errs[i] = shutdown(ctx) })
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
 	return t, nil
+}
+
+// newLogProcessor returns the log export pipeline OTEL_LOGS_EXPORTER asks for, nil for none;
+// given, it is used as it is.
+func newLogProcessor(ctx context.Context, given sdklog.Processor) (sdklog.Processor, error) {
+	if given != nil {
+		return given, nil
+	}
+	switch v := strings.TrimSpace(os.Getenv(EnvLogsExporter)); v {
+	case "", "none":
+		return nil, nil
+	case "otlp":
+		exp, err := otlploggrpc.New(ctx, logExporterOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP log exporter: %w", err)
+		}
+		return sdklog.NewBatchProcessor(exp), nil // OTEL_BLRP_* from the environment
+	default:
+		return nil, fmt.Errorf("telemetry: %s=%q: want otlp or none", EnvLogsExporter, v)
+	}
 }
 
 // Setup is New, then installs the result as the OpenTelemetry globals.
@@ -157,8 +211,8 @@ func Setup(ctx context.Context, serviceName string, opts ...Option) (*Telemetry,
 	return t, nil
 }
 
-// Shutdown flushes pending spans and stops the SDK, giving up after the shutdown timeout so
-// that an unreachable collector never holds a process up.
+// Shutdown flushes pending spans, metrics and log records and stops the SDK, giving up after the
+// shutdown timeout so that an unreachable collector never holds a process up.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, t.shutdownTimeout)
 	defer cancel()
@@ -217,6 +271,13 @@ func exporterOptions() []otlptracegrpc.Option {
 func metricExporterOptions() []otlpmetricgrpc.Option {
 	if localDefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
 		return []otlpmetricgrpc.Option{otlpmetricgrpc.WithInsecure()}
+	}
+	return nil
+}
+
+func logExporterOptions() []otlploggrpc.Option {
+	if localDefault("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") {
+		return []otlploggrpc.Option{otlploggrpc.WithInsecure()}
 	}
 	return nil
 }

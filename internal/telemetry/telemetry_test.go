@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -61,9 +66,13 @@ func TestSamplerComesFromTheEnvironment(t *testing.T) {
 
 func TestSDKDisabled(t *testing.T) {
 	t.Setenv("OTEL_SDK_DISABLED", "true")
+	t.Setenv(EnvLogsExporter, "otlp")
 	tel, span, rec := recordOne(t)
 	if span.IsRecording() || len(rec.Ended()) != 0 {
 		t.Error("a disabled SDK recorded a span")
+	}
+	if tel.LoggerProvider != nil {
+		t.Error("a disabled SDK exports logs")
 	}
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Error(err)
@@ -166,5 +175,139 @@ func TestLogRecordsCarryTheirTrace(t *testing.T) {
 	}
 	if _, ok := outside["trace_id"]; ok {
 		t.Errorf("record outside any span has a trace id: %v", outside)
+	}
+}
+
+// logExporter keeps exported log records in memory.
+type logExporter struct {
+	mu      sync.Mutex
+	records []sdklog.Record
+}
+
+func (e *logExporter) Export(_ context.Context, records []sdklog.Record) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range records {
+		e.records = append(e.records, r.Clone())
+	}
+	return nil
+}
+
+func (e *logExporter) Shutdown(context.Context) error   { return nil }
+func (e *logExporter) ForceFlush(context.Context) error { return nil }
+
+func (e *logExporter) exported() []sdklog.Record {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.records
+}
+
+func TestExportedLogRecordsCarryTheirSpanAndTheServiceResource(t *testing.T) {
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	spans, exp := tracetest.NewSpanRecorder(), &logExporter{}
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(spans),
+		WithMetricReader(sdkmetric.NewManualReader()), WithLogProcessor(sdklog.NewSimpleProcessor(exp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	logger := tel.Logger(&out, "user.service")
+	ctx, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "s")
+	logger.WarnContext(ctx, "inside", "k", "v")
+	span.End()
+	logger.Info("outside")
+
+	records := exp.exported()
+	if len(records) != 2 {
+		t.Fatalf("%d records exported, want 2", len(records))
+	}
+	inside, outside := records[0], records[1]
+	if inside.TraceID() != span.SpanContext().TraceID() || inside.SpanID() != span.SpanContext().SpanID() {
+		t.Errorf("record inside the span: trace %s span %s, want %s %s", inside.TraceID(), inside.SpanID(),
+			span.SpanContext().TraceID(), span.SpanContext().SpanID())
+	}
+	if inside.Body().AsString() != "inside" || inside.Severity() != log.SeverityWarn {
+		t.Errorf("record inside the span: body %q severity %v", inside.Body().AsString(), inside.Severity())
+	}
+	got := map[string]string{}
+	inside.WalkAttributes(func(kv attribute.KeyValue) bool { got[string(kv.Key)] = kv.Value.String(); return true })
+	if len(got) != 1 || got["k"] != "v" {
+		t.Errorf("attributes %v, want only k=v: trace, span and service have fields of their own", got)
+	}
+	if v, _ := inside.Resource().Set().Value(semconv.ServiceNameKey); v.AsString() != "user.service" {
+		t.Errorf("service.name %q, want user.service", v.AsString())
+	}
+	if ended := spans.Ended(); len(ended) != 1 || !inside.Resource().Equal(ended[0].Resource()) {
+		t.Errorf("log resource %v is not the traces' resource", inside.Resource())
+	}
+	if outside.TraceID().IsValid() || outside.SpanID().IsValid() {
+		t.Errorf("record outside any span has trace %s span %s", outside.TraceID(), outside.SpanID())
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 ||
+		!strings.Contains(lines[0], `"trace_id":"`+span.SpanContext().TraceID().String()+`"`) {
+		t.Errorf("local JSON log lost with export on:\n%s", out.String())
+	}
+}
+
+func TestLogExportIsOnlyWhatOTELLogsExporterAsks(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	for _, tc := range []struct {
+		value  string
+		unset  bool
+		export bool
+	}{
+		{unset: true}, {value: "none"}, {value: "otlp", export: true},
+	} {
+		t.Setenv(EnvLogsExporter, tc.value)
+		if tc.unset {
+			if err := os.Unsetenv(EnvLogsExporter); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tel, err := New(context.Background(), "user.service", WithSpanProcessor(tracetest.NewSpanRecorder()),
+			WithMetricReader(sdkmetric.NewManualReader()), WithShutdownTimeout(200*time.Millisecond))
+		if err != nil {
+			t.Fatalf("%s=%q: %v", EnvLogsExporter, tc.value, err)
+		}
+		if got := tel.LoggerProvider != nil; got != tc.export {
+			t.Errorf("%s=%q (unset %v): log provider created %v, want %v", EnvLogsExporter, tc.value, tc.unset, got, tc.export)
+		}
+		var out bytes.Buffer
+		tel.Logger(&out, "user.service").Info("kept")
+		if !strings.Contains(out.String(), `"msg":"kept"`) {
+			t.Errorf("%s=%q: no local log line: %q", EnvLogsExporter, tc.value, out.String())
+		}
+		_ = tel.Shutdown(context.Background())
+	}
+	t.Setenv(EnvLogsExporter, "console")
+	if _, err := New(context.Background(), "user.service"); err == nil || !strings.Contains(err.Error(), EnvLogsExporter) {
+		t.Errorf("an unknown %s: err %v, want one naming the variable", EnvLogsExporter, err)
+	}
+}
+
+// blockingLogProcessor never finishes a shutdown, like an exporter behind a dead collector.
+type blockingLogProcessor struct{ sdklog.Processor }
+
+func (blockingLogProcessor) Shutdown(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestShutdownOfLogExportIsBounded(t *testing.T) {
+	tel, err := New(context.Background(), "user.service", WithSpanProcessor(tracetest.NewSpanRecorder()),
+		WithMetricReader(sdkmetric.NewManualReader()), WithShutdownTimeout(50*time.Millisecond),
+		WithLogProcessor(blockingLogProcessor{sdklog.NewSimpleProcessor(&logExporter{})}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- tel.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a shutdown that could not flush the logs reported success")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown ignored its timeout for the log provider")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -89,6 +90,47 @@ func BenchmarkCallAttempt(b *testing.B) {
 			for b.Loop() {
 				_ = call(ctx, node, req, nil, client.CallOptions{})
 			}
+		})
+	}
+}
+
+// BenchmarkCall is a whole call through go-micro's client, made from inside a handler: call
+// options, the selector over a registry of two nodes, the attempt. Only the transport is replaced,
+// by a CallWrapper inside ours that answers at once.
+func BenchmarkCall(b *testing.B) {
+	reg := registry.NewMemoryRegistry()
+	for _, id := range []string{"n1", "n2"} {
+		if err := reg.Register(&registry.Service{Name: "user.service", Version: "latest",
+			Nodes: []*registry.Node{{Id: id, Address: "127.0.0.1:8081"}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	answer := client.WrapCall(func(client.CallFunc) client.CallFunc {
+		return func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
+			return nil
+		}
+	})
+	newClient := func() client.Client {
+		return client.NewClient(client.Registry(reg), client.Selector(selector.NewSelector(selector.Registry(reg))))
+	}
+	run := func(b *testing.B, c client.Client, tp trace.TracerProvider) {
+		if err := c.Init(answer); err != nil {
+			b.Fatal(err)
+		}
+		req := c.NewRequest("user.service", "User.GetUser", &userpb.GetUserRequest{Id: 1})
+		ctx, span := tp.Tracer("b").Start(metadata.NewContext(context.Background(), inboundMetadata()), "handler")
+		defer span.End()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Call(ctx, req, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("no-wrapper", func(b *testing.B) { run(b, newClient(), noop.NewTracerProvider()) })
+	for _, s := range samplers {
+		b.Run(s.name, func(b *testing.B) {
+			run(b, NewClientWrapper(WithTracerProvider(s.tp), WithMeterProvider(s.mp), WithPropagators(benchPropagator))(newClient()), s.tp)
 		})
 	}
 }

@@ -7,9 +7,11 @@ import (
 
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // NewClientWrapper traces calls (one CLIENT span per attempt) and publications (one PRODUCER
@@ -19,7 +21,9 @@ func NewClientWrapper(opts ...Option) client.Wrapper {
 		if tc, ok := c.(*tracedClient); ok {
 			return tc // wrapping twice would trace every attempt twice
 		}
-		tc := &tracedClient{Client: c, cfg: newConfig(opts)}
+		cfg := newConfig(opts)
+		_, disabled := cfg.tracerProvider.(noop.TracerProvider)
+		tc := &tracedClient{Client: c, cfg: cfg, counting: !disabled}
 		// Init of the rpc client only appends the wrapper; it cannot fail.
 		_ = c.Init(client.WrapCall(tc.traceAttempt))
 		return tc
@@ -28,16 +32,22 @@ func NewClientWrapper(opts ...Option) client.Wrapper {
 
 type tracedClient struct {
 	client.Client
-	cfg     *config
-	methods methods
-	nodes   cache[trace.SpanStartOption] // server.address and server.port by node address
-	topics  cache[topic]
+	cfg *config
+	// counting is false when no span can be recorded: a candidate count would go unused.
+	counting bool
+	methods  methods
+	nodes    cache[trace.SpanStartOption] // server.address and server.port by node address
+	topics   cache[topic]
 }
 
 // callState records whether a call's spans come from its attempts or, when no attempt reached
 // a node before the call gave up, from Call itself. go-micro returns on a timeout while an
 // attempt may still be selecting a node; the state makes sure only one side records a span.
-type callState struct{ v atomic.Int32 }
+// It also carries how many nodes the selector chose from, for the spans to name.
+type callState struct {
+	v          atomic.Int32
+	candidates atomic.Int32 // 0 until the selector has run
+}
 
 const (
 	callPending   int32 = iota
@@ -50,30 +60,65 @@ type callStateKey struct{}
 func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
 	start := time.Now()
 	state := &callState{}
+	// Inside an unsampled trace the parent-based samplers this project uses record no attempt
+	// span, so the count would go unused there too: the unsampled path stays free of its
+	// allocations.
+	if sc := trace.SpanContextFromContext(ctx); t.counting && (!sc.IsValid() || sc.IsSampled()) {
+		opts = append(opts[:len(opts):len(opts)], state.countCandidates)
+	}
 	err := t.Client.Call(context.WithValue(ctx, callStateKey{}, state), req, rsp, opts...)
 	if err != nil && state.v.CompareAndSwap(callPending, callClosed) {
 		// No node was tried (service not found, deadline already passed): without this span
 		// the failure would be invisible in the trace.
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
 		_, span := t.cfg.tracer.Start(ctx, m.name, kindClient, trace.WithTimestamp(start), m.attrs)
+		if n := state.candidateCount(); n > 0 && span.IsRecording() {
+			span.SetAttributes(candidates.Int(n))
+		}
 		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
 	}
 	return err
+}
+
+// countCandidates is a call option that adds a selector filter: go-micro selects once per call,
+// before the attempts, and the filter sees the services the selector fetched, so the count
+// costs no second registry look-up. Appended last, it counts what the caller's own filters left.
+func (s *callState) countCandidates(o *client.CallOptions) {
+	// Clipped: the slice may be the client's defaults, which concurrent calls share.
+	o.SelectOptions = append(o.SelectOptions[:len(o.SelectOptions):len(o.SelectOptions)], s.addFilter)
+}
+
+func (s *callState) addFilter(o *selector.SelectOptions) {
+	o.Filters = append(o.Filters, s.count)
+}
+
+// count changes nothing: it only counts the nodes the strategy will pick from.
+func (s *callState) count(services []*registry.Service) []*registry.Service {
+	n := 0
+	for _, svc := range services {
+		n += len(svc.Nodes)
+	}
+	s.candidates.Store(int32(n))
+	return services
 }
 
 // traceAttempt is the CallWrapper: go-micro runs it once per node attempt, so the node is known
 // at span start.
 func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-		if state, ok := ctx.Value(callStateKey{}).(*callState); ok &&
-			!state.v.CompareAndSwap(callPending, callAttempted) && state.v.Load() == callClosed {
+		state, _ := ctx.Value(callStateKey{}).(*callState)
+		if state != nil && !state.v.CompareAndSwap(callPending, callAttempted) && state.v.Load() == callClosed {
 			return next(ctx, node, req, rsp, opts)
 		}
 		start := time.Now()
 		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
 		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, t.nodes.get(node.Address, serverAddress))
 		if span.IsRecording() {
-			span.SetAttributes(nodeID.String(node.Id))
+			if n := state.candidateCount(); n > 0 {
+				span.SetAttributes(nodeID.String(node.Id), candidates.Int(n))
+			} else {
+				span.SetAttributes(nodeID.String(node.Id))
+			}
 		}
 		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
 		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
@@ -96,9 +141,21 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 	return err
 }
 
-// nodeID is the registry id of the node the selector picked: selection is part of the call,
-// not a span of its own.
-const nodeID = attribute.Key("go_micro.node.id")
+// Which node the selector picked, and among how many: selection is part of the call, not a span
+// of its own.
+const (
+	nodeID     = attribute.Key("go_micro.node.id")
+	candidates = attribute.Key("go_micro.selector.candidates")
+)
+
+// candidateCount is how many nodes the call's selector chose from, 0 when unknown (no state: an
+// attempt made by a client that Call did not start).
+func (s *callState) candidateCount() int {
+	if s == nil {
+		return 0
+	}
+	return int(s.candidates.Load())
+}
 
 func serverAddress(hostport string) trace.SpanStartOption {
 	return trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, hostport)...)

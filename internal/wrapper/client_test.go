@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -88,12 +90,25 @@ func TestCallAttemptSpanFollowsRPCConventions(t *testing.T) {
 	}
 }
 
-func TestCallSpanNamesTheSelectedNode(t *testing.T) {
+// countingSelector counts the selections made through it.
+type countingSelector struct {
+	selector.Selector
+	selects atomic.Int32
+}
+
+func (c *countingSelector) Select(service string, opts ...selector.SelectOption) (selector.Next, error) {
+	c.selects.Add(1)
+	return c.Selector.Select(service, opts...)
+}
+
+func TestCallSpanNamesTheSelectedNodeAndItsCandidates(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	startUserServer(t, reg, &stubUsers{})
 	startUserServer(t, reg, &stubUsers{})
+	sel := &countingSelector{Selector: selector.NewSelector(selector.Registry(reg))}
 	opts, rec, _ := recorded()
-	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	c := client.NewClient(client.Registry(reg), client.Selector(sel), client.ContentType("application/protobuf"))
+	users := userpb.NewUserService("user.service", NewClientWrapper(opts...)(c))
 	if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -109,8 +124,44 @@ func TestCallSpanNamesTheSelectedNode(t *testing.T) {
 	}
 	s := onlySpan(t, rec)
 	got := attrs(s)
-	if !ids[got["go_micro.node.id"]] {
-		t.Errorf("node %q, want one of %v", got["go_micro.node.id"], ids)
+	if got["go_micro.selector.candidates"] != "2" || !ids[got["go_micro.node.id"]] {
+		t.Errorf("candidates %q, node %q; want 2 and one of %v", got["go_micro.selector.candidates"], got["go_micro.node.id"], ids)
+	}
+	if n := sel.selects.Load(); n != 1 {
+		t.Errorf("%d selections for one call, want 1: counting must not ask the selector again", n)
+	}
+}
+
+func TestCallCountsCandidatesAfterTheCallersFilter(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	startUserServer(t, reg, &stubUsers{})
+	keep := startUserServer(t, reg, &stubUsers{})
+	opts, rec, _ := recorded()
+	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	onlyKept := selector.WithFilter(func(services []*registry.Service) []*registry.Service {
+		var out []*registry.Service
+		for _, s := range services {
+			for _, n := range s.Nodes {
+				if n.Address == keep {
+					out = append(out, &registry.Service{Name: s.Name, Version: s.Version, Nodes: []*registry.Node{n}})
+				}
+			}
+		}
+		return out
+	})
+	for i := 0; i < 4; i++ {
+		if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}, client.WithSelectOption(onlyKept)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range rec.Ended() {
+		checkAttrs(t, s, map[attribute.Key]string{"go_micro.selector.candidates": "1", "server.address": "127.0.0.1"})
+		if got := attrs(s)[semconv.ServerPortKey]; !strings.HasSuffix(keep, ":"+got) {
+			t.Errorf("call went to port %s, the caller's filter kept only %s", got, keep)
+		}
+	}
+	if len(rec.Ended()) != 4 {
+		t.Errorf("%d spans, want 4", len(rec.Ended()))
 	}
 }
 
