@@ -255,9 +255,9 @@ func TestNativeStack(t *testing.T) {
 		}
 	})
 
-	t.Run("no personal data in any of the demo's traces", func(t *testing.T) {
+	t.Run("no personal data in the demo's traces, the metrics or the logs", func(t *testing.T) {
 		// The demo's users have example.com addresses and +44 20 7946 numbers.
-		pii := regexp.MustCompile(`@example\.com|7946`)
+		pii := regexp.MustCompile(`@example\.com|\+44 20 7946`)
 		for name, s := range steps {
 			tr, err := j.Trace(ctx, s.TraceID)
 			if err != nil {
@@ -272,6 +272,18 @@ func TestNativeStack(t *testing.T) {
 				if pii.MatchString(sp.StatusMessage) {
 					t.Errorf("%s: %s %s: status message holds personal data", name, sp.Service, sp.Name)
 				}
+			}
+		}
+		if pii.MatchString(get(t, "http://127.0.0.1:8889/metrics")) {
+			t.Error("the collector's metrics hold personal data")
+		}
+		for _, svc := range []string{"user-service", "order-service"} {
+			b, err := os.ReadFile(filepath.Join(root, "run", svc+".log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pii.Match(b) {
+				t.Errorf("run/%s.log holds personal data", svc)
 			}
 		}
 	})
