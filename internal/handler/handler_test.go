@@ -27,15 +27,6 @@ func forEachBackend(t *testing.T, test func(*testing.T, testenv.Backend)) {
 	}
 }
 
-func count(t *testing.T, db *store.DB, table string) int {
-	t.Helper()
-	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 type noOrders struct{}
 
 func (noOrders) CountOrders(context.Context, *orderpb.CountOrdersRequest, ...client.CallOption) (*orderpb.CountOrdersResponse, error) {
@@ -98,7 +89,7 @@ func testCreateUserRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Backe
 					t.Errorf("error detail %q repeats the input", detail)
 				}
 			}
-			if n := count(t, db, "users") + count(t, db, "outbox"); n != 0 {
+			if n := testenv.Count(t, db, "users") + testenv.Count(t, db, "outbox"); n != 0 {
 				t.Errorf("%d rows written", n)
 			}
 		})
@@ -120,7 +111,7 @@ func testCreateUserDuplicateEmailIsConflict(t *testing.T, b testenv.Backend) {
 	if code(err) != 409 {
 		t.Fatalf("err = %v, want 409", err)
 	}
-	if u, o := count(t, db, "users"), count(t, db, "outbox"); u != 1 || o != 1 {
+	if u, o := testenv.Count(t, db, "users"), testenv.Count(t, db, "outbox"); u != 1 || o != 1 {
 		t.Errorf("%d users and %d events, want 1 and 1", u, o)
 	}
 	if n := len(pub.Sent()); n != 1 {
@@ -246,7 +237,7 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 			if code(err) != tc.want {
 				t.Fatalf("err = %v, want %d", err, tc.want)
 			}
-			if n := count(t, db, "orders") + count(t, db, "order_items"); n != 0 {
+			if n := testenv.Count(t, db, "orders") + testenv.Count(t, db, "order_items"); n != 0 {
 				t.Errorf("%d rows written", n)
 			}
 		})
@@ -257,7 +248,7 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 	}}, rsp); err != nil {
 		t.Fatal(err)
 	}
-	if rsp.GetOrder().GetTotalCents() != 305 || count(t, db, "order_items") != 2 {
+	if rsp.GetOrder().GetTotalCents() != 305 || testenv.Count(t, db, "order_items") != 2 {
 		t.Errorf("valid order: %v", rsp.GetOrder())
 	}
 }
@@ -281,7 +272,7 @@ func testCreateOrderNeedsTheUserInTheAnswer(t *testing.T, b testenv.Backend) {
 	if e := merrors.FromError(err); code(err) != 500 || e.Detail != "checking the user failed" {
 		t.Fatalf("err = %v, want the 500 of an unconfirmed user", err)
 	}
-	if n := count(t, db, "orders") + count(t, db, "order_items"); n != 0 {
+	if n := testenv.Count(t, db, "orders") + testenv.Count(t, db, "order_items"); n != 0 {
 		t.Errorf("%d rows written for an unconfirmed user", n)
 	}
 }
@@ -339,7 +330,7 @@ func testUserCreatedIsIdempotent(t *testing.T, b testenv.Backend) {
 			t.Fatal(err)
 		}
 	}
-	if a, e := count(t, db, "accounts"), count(t, db, "processed_events"); a != 1 || e != 1 {
+	if a, e := testenv.Count(t, db, "accounts"), testenv.Count(t, db, "processed_events"); a != 1 || e != 1 {
 		t.Errorf("%d accounts, %d events after 3 deliveries, want 1 and 1", a, e)
 	}
 	for _, bad := range []*userpb.UserCreated{{UserId: 7}, {EventId: "e-2"}} {

@@ -28,15 +28,6 @@ func concurrently(n int, fn func(i int) error) []error {
 	return errs
 }
 
-func count(t *testing.T, db *store.DB, table string) int {
-	t.Helper()
-	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func event(id string, due time.Time) func(store.User) (store.Event, error) {
 	return func(store.User) (store.Event, error) {
 		return store.Event{ID: id, Topic: "user.created", Payload: []byte{1, 2}, NextAttempt: due,
@@ -106,8 +97,8 @@ func TestConcurrentCreatesOfOneEmailConflict(t *testing.T) {
 					t.Errorf("err = %v, want ErrConflict", err)
 				}
 			}
-			if created != 1 || count(t, db, "users") != 1 || count(t, db, "outbox") != 1 {
-				t.Errorf("%d created, %d users, %d events; want 1 of each", created, count(t, db, "users"), count(t, db, "outbox"))
+			if created != 1 || testenv.Count(t, db, "users") != 1 || testenv.Count(t, db, "outbox") != 1 {
+				t.Errorf("%d created, %d users, %d events; want 1 of each", created, testenv.Count(t, db, "users"), testenv.Count(t, db, "outbox"))
 			}
 		})
 	}
@@ -133,8 +124,8 @@ func TestConcurrentDeliveriesOpenOneAccount(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			if opened != 1 || count(t, db, "accounts") != 1 || count(t, db, "processed_events") != 1 {
-				t.Errorf("opened %d times, %d accounts, %d events; want 1 of each", opened, count(t, db, "accounts"), count(t, db, "processed_events"))
+			if opened != 1 || testenv.Count(t, db, "accounts") != 1 || testenv.Count(t, db, "processed_events") != 1 {
+				t.Errorf("opened %d times, %d accounts, %d events; want 1 of each", opened, testenv.Count(t, db, "accounts"), testenv.Count(t, db, "processed_events"))
 			}
 		})
 	}
@@ -224,7 +215,7 @@ func TestOutboxClaimsEachEventOnce(t *testing.T) {
 			if err := outbox.Prune(ctx, now.Add(time.Microsecond)); err != nil {
 				t.Fatal(err)
 			}
-			if n := count(t, db, "outbox"); n != events {
+			if n := testenv.Count(t, db, "outbox"); n != events {
 				t.Errorf("%d events after pruning the one sent, want %d", n, events)
 			}
 		})
