@@ -33,10 +33,7 @@ mode_env() {
 	esac
 }
 
-registered() {
-	local n
-	n=$(curl -sf "http://127.0.0.1:8500/v1/health/service/$1?passing=true" | jq length) && [ "$n" -eq 1 ]
-}
+registered() { [ "$($stack instances "$1")" -eq 1 ]; }
 
 pids=()
 start_services() {

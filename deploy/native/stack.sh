@@ -11,6 +11,7 @@
 #   stack.sh logs [NAME]       the last lines of every log, or follow one
 #   stack.sh env               the environment a client of the stack needs
 #   stack.sh running           succeed if any component started by this script runs
+#   stack.sh instances SERVICE how many passing instances of SERVICE Consul knows
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 run=${STACK_RUN_DIR:-$root/run}
@@ -54,12 +55,15 @@ health() {
 	esac
 }
 
-# registered NAME succeeds when NAME has a passing instance in Consul.
-registered() {
+# instances NAME prints how many passing instances of NAME Consul knows, 0 when it cannot tell.
+instances() {
 	local n
-	n=$(consul_get "/v1/health/service/$1?passing=true" | jq length 2>/dev/null) || return 1
-	[ "${n:-0}" -gt 0 ]
+	n=$(consul_get "/v1/health/service/$1?passing=true" | jq length 2>/dev/null) || n=0
+	echo "${n:-0}"
 }
+
+# registered NAME succeeds when NAME has a passing instance in Consul.
+registered() { [ "$(instances "$1")" -gt 0 ]; }
 
 # consul_get PATH prints Consul's answer, authenticated with the ACL token.
 consul_get() { curl -sf -H "X-Consul-Token: $CONSUL_HTTP_TOKEN" "http://$consul_http$1" 2>/dev/null; }
@@ -224,6 +228,7 @@ stop) shift; stop "$@" ;;
 status) status ;;
 logs) shift; logs "$@" ;;
 env) client_env ;;
+instances) instances "$2" ;;
 running) for name in "${components[@]}"; do pid "$name" >/dev/null && exit 0; done; exit 1 ;;
-*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
