@@ -25,8 +25,10 @@ func (c MetadataCarrier) Get(key string) string {
 	if v, ok := c[key]; ok {
 		return v
 	}
-	if v, ok := c[canonical[key]]; ok {
-		return v
+	if ck, ok := canonical[key]; ok {
+		if v, ok := c[ck]; ok {
+			return v
+		}
 	}
 	for k, v := range c {
 		if strings.EqualFold(k, key) {
