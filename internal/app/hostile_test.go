@@ -53,7 +53,8 @@ type hostile struct {
 }
 
 const (
-	seedEmail = "seed@example.com"
+	seedEmail    = "seed@example.com"
+	seedOrderKey = "seed-order-1"
 	// A well-formed W3C parent, for the cases that keep it beside hostile companions.
 	goodTraceID     = "4bf92f3577b34da6a3ce929d0e0e4736"
 	goodSpanID      = "00f067aa0ba902b7"
@@ -76,7 +77,8 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	seedUser := seeded.GetUser().GetId()
-	placed, err := orders.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: seedUser, Items: []*orderpb.Item{{Sku: "BOOK-1", Quantity: 1}}})
+	placed, err := orders.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: seedUser, Items: []*orderpb.Item{{Sku: "BOOK-1", Quantity: 1}},
+		IdempotencyKey: seedOrderKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +193,9 @@ func hostileCases(t *testing.T, seedUser int64) []hostile {
 		{name: "CreateOrder price MaxInt64", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.UnitPriceCents = math.MaxInt64 })}, code: 400, want: "items[0].unit_price_cents must be between 0 and 100000000"},
 		{name: "CreateOrder SQL in the sku", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.Sku = "X'); DROP TABLE orders;--" })}, code: 400, want: "items[0].sku may hold only letters, digits, '-', '_' and '.'"},
 		{name: "CreateOrder sku of 1 MiB", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.Sku = mb(1) })}, code: 400, want: "items[0].sku must be 1 to 64 bytes"},
+		{name: "CreateOrder SQL in the idempotency key", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(*orderpb.Item) {}), IdempotencyKey: "k'); DELETE FROM order_requests;--"}, code: 400, want: "idempotency_key may hold only letters, digits, '-', '_' and '.'"},
+		{name: "CreateOrder idempotency key of 1 MiB", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(*orderpb.Item) {}), IdempotencyKey: mb(1)}, code: 400, want: "idempotency_key is longer than 64 bytes"},
+		{name: "CreateOrder idempotency key reused for another order", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.Quantity = 2 }), IdempotencyKey: seedOrderKey}, code: 409, want: "idempotency_key was used for a different order"},
 		{name: "CreateOrder unknown user", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: math.MaxInt64, Items: item(func(*orderpb.Item) {})}, code: 404, want: "user not found"},
 
 		// order.Order/GetOrder, ListOrders, CountOrders
@@ -443,7 +448,7 @@ func (s stores) counts(t *testing.T) map[string]int {
 	out := map[string]int{}
 	for db, tables := range map[*sql.DB][]string{
 		s.user:  {"users", "outbox"},
-		s.order: {"orders", "order_items", "accounts", "processed_events"},
+		s.order: {"orders", "order_items", "order_requests", "accounts", "processed_events"},
 	} {
 		for _, table := range tables {
 			var n int

@@ -89,7 +89,8 @@ func Run(ctx context.Context, tracer trace.Tracer, c client.Client, runID string
 		rsp, err := users.ListUsers(ctx, &userpb.ListUsersRequest{Page: 1, PageSize: 10})
 		return fmt.Sprintf("%d users of %d", len(rsp.GetUsers()), rsp.GetTotal()), err
 	}) && r.step(ctx, CreateOrder, 0, func(ctx context.Context) (string, error) {
-		rsp, err := orders.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: userID, Items: []*orderpb.Item{
+		// The key lets the client's retries of a lost reply place the order once.
+		rsp, err := orders.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: userID, IdempotencyKey: "demo-order-" + runID, Items: []*orderpb.Item{
 			{Sku: "BOOK-0001", Quantity: 2, UnitPriceCents: 1999},
 			{Sku: "PEN-0042", Quantity: 1, UnitPriceCents: 350},
 		}})

@@ -26,7 +26,8 @@ var (
 	orderDetails = regexp.MustCompile(`^(user_id must be a positive integer|an order needs at least one item|` +
 		`an order has at most 50 items|page must be between 1 and 1000000|page_size must be between 1 and 100|` +
 		`items\[(\d+)\]\.(sku must be 1 to 64 bytes|sku may hold only letters, digits, '-', '_' and '\.'|` +
-		`quantity must be between 1 and 1000|unit_price_cents must be between 0 and 100000000))$`)
+		`quantity must be between 1 and 1000|unit_price_cents must be between 0 and 100000000)|` +
+		`idempotency_key is longer than 64 bytes|idempotency_key may hold only letters, digits, '-', '_' and '\.')$`)
 )
 
 // checkRefusal: a refusal is a 400 from service with one of details. It returns the detail's
@@ -103,15 +104,15 @@ func FuzzValidateNewUser(f *testing.F) {
 }
 
 // FuzzValidateOrder checks what CreateOrder and ListOrders validate: the user id, the items (n
-// valid ones, the one at pos replaced by the fuzzed item) and the page.
+// valid ones, the one at pos replaced by the fuzzed item), the idempotency key and the page.
 func FuzzValidateOrder(f *testing.F) {
-	f.Add(int64(1), uint8(1), uint8(0), "BOOK-1", int32(1), int64(1999), int32(0), int32(0))
-	f.Add(int64(0), uint8(0), uint8(0), "", int32(0), int64(0), int32(-1), int32(101))
-	f.Add(int64(-1), uint8(51), uint8(3), "A B", int32(1001), int64(-1), int32(1_000_001), int32(-5))
-	f.Add(int64(9), uint8(50), uint8(49), strings.Repeat("S", 65), int32(1000), int64(100_000_000), int32(1_000_000), int32(100))
-	f.Add(int64(9), uint8(50), uint8(7), "X'); DROP TABLE orders;--", int32(2147483647), int64(9223372036854775807), int32(-2147483648), int32(1))
-	f.Add(int64(9), uint8(2), uint8(1), "BOOK\xff", int32(-2147483648), int64(100_000_001), int32(2147483647), int32(2147483647))
-	f.Fuzz(func(t *testing.T, userID int64, n, pos uint8, sku string, quantity int32, price int64, number, size int32) {
+	f.Add(int64(1), uint8(1), uint8(0), "BOOK-1", int32(1), int64(1999), int32(0), int32(0), "0f8b1c2e-7a4d-4e5f-9b6a-3c2d1e0f9a8b")
+	f.Add(int64(0), uint8(0), uint8(0), "", int32(0), int64(0), int32(-1), int32(101), "")
+	f.Add(int64(-1), uint8(51), uint8(3), "A B", int32(1001), int64(-1), int32(1_000_001), int32(-5), "key with spaces")
+	f.Add(int64(9), uint8(50), uint8(49), strings.Repeat("S", 65), int32(1000), int64(100_000_000), int32(1_000_000), int32(100), strings.Repeat("k", 65))
+	f.Add(int64(9), uint8(50), uint8(7), "X'); DROP TABLE orders;--", int32(2147483647), int64(9223372036854775807), int32(-2147483648), int32(1), "k'); DROP TABLE order_requests;--")
+	f.Add(int64(9), uint8(2), uint8(1), "BOOK\xff", int32(-2147483648), int64(100_000_001), int32(2147483647), int32(2147483647), "01J8\xffZ")
+	f.Fuzz(func(t *testing.T, userID int64, n, pos uint8, sku string, quantity int32, price int64, number, size int32, key string) {
 		if err := validateID(OrderServiceName, "user_id", userID); err != nil {
 			checkRefusal(t, err, OrderServiceName, orderDetails)
 		} else if userID <= 0 {
@@ -133,6 +134,12 @@ func FuzzValidateOrder(f *testing.F) {
 			}
 		} else {
 			checkItems(t, items, total)
+		}
+
+		if err := validateIdempotencyKey(OrderServiceName, key); err != nil {
+			checkRefusal(t, err, OrderServiceName, orderDetails)
+		} else if len(key) > maxKeyBytes || strings.IndexFunc(key, notTokenRune) >= 0 {
+			t.Fatalf("accepted idempotency_key %q", key)
 		}
 
 		p, err := validatePage(OrderServiceName, number, size)
@@ -162,7 +169,7 @@ func checkItems(t *testing.T, items []store.Item, total int64) {
 	var sum int64
 	for i, it := range items {
 		switch {
-		case it.SKU == "" || len(it.SKU) > maxSKUBytes || strings.IndexFunc(it.SKU, notSKURune) >= 0:
+		case it.SKU == "" || len(it.SKU) > maxSKUBytes || strings.IndexFunc(it.SKU, notTokenRune) >= 0:
 			t.Fatalf("item %d: accepted sku %q", i, it.SKU)
 		case it.Quantity < 1 || it.Quantity > maxQuantity:
 			t.Fatalf("item %d: accepted quantity %d", i, it.Quantity)

@@ -10,6 +10,8 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/go-micro-otel/reference/internal/events"
 	"github.com/go-micro-otel/reference/internal/store"
@@ -230,6 +232,8 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 		{"zero quantity", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: 0}}}, 400},
 		{"huge quantity", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: 1001}}}, 400},
 		{"negative price", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{{Sku: "A", Quantity: 1, UnitPriceCents: -1}}}, 400},
+		{"idempotency key too long", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{item()}, IdempotencyKey: strings.Repeat("k", 65)}, 400},
+		{"idempotency key with a slash", &orderpb.CreateOrderRequest{UserId: 1, Items: []*orderpb.Item{item()}, IdempotencyKey: "a/b"}, 400},
 		{"unknown user", &orderpb.CreateOrderRequest{UserId: 2, Items: []*orderpb.Item{item()}}, 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,7 +241,7 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 			if code(err) != tc.want {
 				t.Fatalf("err = %v, want %d", err, tc.want)
 			}
-			if n := testenv.Count(t, db, "orders") + testenv.Count(t, db, "order_items"); n != 0 {
+			if n := testenv.Count(t, db, "orders") + testenv.Count(t, db, "order_items") + testenv.Count(t, db, "order_requests"); n != 0 {
 				t.Errorf("%d rows written", n)
 			}
 		})
@@ -250,6 +254,45 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 	}
 	if rsp.GetOrder().GetTotalCents() != 305 || testenv.Count(t, db, "order_items") != 2 {
 		t.Errorf("valid order: %v", rsp.GetOrder())
+	}
+}
+
+func TestCreateOrderWithAKeyIsSafeToRepeat(t *testing.T) {
+	forEachBackend(t, testCreateOrderWithAKeyIsSafeToRepeat)
+}
+
+func testCreateOrderWithAKeyIsSafeToRepeat(t *testing.T, b testenv.Backend) {
+	db := b.OpenNew(t, store.OrderSchema)
+	h := NewOrder(store.NewOrders(db), users{1: true}, discard)
+	const key = "5d1f3a2e-0b7c-4e8d-9f6a-1c2b3d4e5f60"
+	req := func(qty int32) *orderpb.CreateOrderRequest {
+		return &orderpb.CreateOrderRequest{UserId: 1, IdempotencyKey: key, Items: []*orderpb.Item{{Sku: "A", Quantity: qty, UnitPriceCents: 100}}}
+	}
+	tp := sdktrace.NewTracerProvider()
+	var answers []*orderpb.OrderInfo
+	var events [][]sdktrace.Event
+	for range 2 {
+		ctx, span := tp.Tracer("test").Start(context.Background(), "CreateOrder")
+		rsp := &orderpb.CreateOrderResponse{}
+		if err := h.CreateOrder(ctx, req(2), rsp); err != nil {
+			t.Fatal(err)
+		}
+		span.End()
+		answers = append(answers, rsp.GetOrder())
+		events = append(events, span.(sdktrace.ReadOnlySpan).Events())
+	}
+	if !proto.Equal(answers[0], answers[1]) || answers[0].GetTotalCents() != 200 {
+		t.Errorf("the repeat answered %v, the first %v", answers[1], answers[0])
+	}
+	if len(events[0]) != 0 || len(events[1]) != 1 || events[1][0].Name != "order replayed for its idempotency_key" {
+		t.Errorf("span events %v then %v, want none then the replay", events[0], events[1])
+	}
+	err := h.CreateOrder(context.Background(), req(3), &orderpb.CreateOrderResponse{})
+	if e := merrors.FromError(err); e.Code != 409 || strings.Contains(e.Detail, key) {
+		t.Errorf("the key with another order: %v, want a 409 that does not repeat the key", err)
+	}
+	if n := [3]int{testenv.Count(t, db, "orders"), testenv.Count(t, db, "order_items"), testenv.Count(t, db, "order_requests")}; n != [3]int{1, 1, 1} {
+		t.Errorf("orders, items, keys = %v, want one of each", n)
 	}
 }
 

@@ -48,6 +48,9 @@ func (h *Order) CreateOrder(ctx context.Context, req *orderpb.CreateOrderRequest
 	if err != nil {
 		return err
 	}
+	if err := validateIdempotencyKey(OrderServiceName, req.GetIdempotencyKey()); err != nil {
+		return err
+	}
 	got, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: req.GetUserId()})
 	if err != nil {
 		if merrors.FromError(err).Code == http.StatusNotFound {
@@ -60,9 +63,16 @@ func (h *Order) CreateOrder(ctx context.Context, req *orderpb.CreateOrderRequest
 		// the HTTP level (a 431 from net/http) into a success with an empty answer.
 		return internalError(ctx, h.logger, OrderServiceName, "checking the user", errUserNotConfirmed)
 	}
-	o, err := h.orders.Create(ctx, store.Order{UserID: req.GetUserId(), Items: items, TotalCents: total})
+	o, replayed, err := h.orders.Create(ctx, store.Order{UserID: req.GetUserId(), Items: items, TotalCents: total}, req.GetIdempotencyKey())
+	if errors.Is(err, store.ErrKeyReused) {
+		return merrors.Conflict(OrderServiceName, "idempotency_key was used for a different order")
+	}
 	if err != nil {
 		return internalError(ctx, h.logger, OrderServiceName, "create order", err)
+	}
+	if replayed {
+		// A retry of a request whose answer was lost: the caller gets the order it created.
+		trace.SpanFromContext(ctx).AddEvent("order replayed for its idempotency_key")
 	}
 	rsp.Order = orderInfo(o)
 	return nil

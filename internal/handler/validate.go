@@ -28,6 +28,7 @@ const (
 	maxSKUBytes       = 64
 	maxQuantity       = 1000
 	maxUnitPriceCents = 100_000_000
+	maxKeyBytes       = 64
 )
 
 func validateNewUser(id string, req *userpb.CreateUserRequest) (store.User, error) {
@@ -146,7 +147,7 @@ func validateItems(id string, items []*orderpb.Item) ([]store.Item, int64, error
 		switch {
 		case sku == "" || len(sku) > maxSKUBytes:
 			return nil, 0, merrors.BadRequest(id, "items[%d].sku must be 1 to %d bytes", i, maxSKUBytes)
-		case strings.IndexFunc(sku, notSKURune) >= 0:
+		case strings.IndexFunc(sku, notTokenRune) >= 0:
 			return nil, 0, merrors.BadRequest(id, "items[%d].sku may hold only letters, digits, '-', '_' and '.'", i)
 		case it.GetQuantity() < 1 || it.GetQuantity() > maxQuantity:
 			return nil, 0, merrors.BadRequest(id, "items[%d].quantity must be between 1 and %d", i, maxQuantity)
@@ -160,6 +161,19 @@ func validateItems(id string, items []*orderpb.Item) ([]store.Item, int64, error
 	return out, total, nil
 }
 
-func notSKURune(r rune) bool {
+// validateIdempotencyKey: a key is optional, and at most 64 of the characters a SKU may hold,
+// enough for a UUID or a ULID.
+func validateIdempotencyKey(id, key string) error {
+	switch {
+	case len(key) > maxKeyBytes:
+		return merrors.BadRequest(id, "idempotency_key is longer than %d bytes", maxKeyBytes)
+	case strings.IndexFunc(key, notTokenRune) >= 0:
+		return merrors.BadRequest(id, "idempotency_key may hold only letters, digits, '-', '_' and '.'")
+	}
+	return nil
+}
+
+// notTokenRune is false for the characters of a SKU or an idempotency key.
+func notTokenRune(r rune) bool {
 	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 }

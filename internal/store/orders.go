@@ -1,15 +1,26 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 )
 
-// OrderSchema is order.service's database: orders, their items, the accounts opened from
-// user.created events, and the ids of the events already processed.
+// ErrKeyReused means an idempotency key came back with a different order than the one it
+// created.
+var ErrKeyReused = errors.New("store: idempotency key already used for a different order")
+
+// errKeyTaken rolls back an order whose idempotency key the user has used before.
+var errKeyTaken = errors.New("store: idempotency key taken")
+
+// OrderSchema is order.service's database: orders, their items, the idempotency keys that
+// created orders, the accounts opened from user.created events, and the ids of the events
+// already processed.
 const OrderSchema = `
 CREATE TABLE IF NOT EXISTS orders (
 	id          {id},
@@ -25,6 +36,13 @@ CREATE TABLE IF NOT EXISTS order_items (
 	quantity         {int} NOT NULL,
 	unit_price_cents {int} NOT NULL,
 	PRIMARY KEY (order_id, line)
+);
+CREATE TABLE IF NOT EXISTS order_requests (
+	user_id         {int} NOT NULL,
+	idempotency_key TEXT  NOT NULL,
+	request_sha256  TEXT  NOT NULL,
+	order_id        {int} NOT NULL REFERENCES orders (id),
+	PRIMARY KEY (user_id, idempotency_key)
 );
 CREATE TABLE IF NOT EXISTS accounts (
 	user_id   {int} PRIMARY KEY,
@@ -59,10 +77,13 @@ type Orders struct {
 // NewOrders returns the store over a database opened with OrderSchema.
 func NewOrders(db *DB) *Orders { return &Orders{db: db} }
 
-// Create stores o with its items in one transaction.
-func (s *Orders) Create(ctx context.Context, o Order) (Order, error) {
+// Create stores o with its items in one transaction. A non-empty key makes it idempotent: when
+// the user has used key before, Create writes nothing and returns the order key created, with
+// replayed set, or ErrKeyReused if o differs from that order.
+func (s *Orders) Create(ctx context.Context, o Order, key string) (stored Order, replayed bool, err error) {
 	o.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	digest := o.digest()
+	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx,
 			`INSERT INTO orders (user_id, total_cents, created_at) VALUES ($1, $2, $3) RETURNING id`,
 			o.UserID, o.TotalCents, o.CreatedAt.UnixMicro()).Scan(&o.ID); err != nil {
@@ -75,12 +96,59 @@ func (s *Orders) Create(ctx context.Context, o Order) (Order, error) {
 				return err
 			}
 		}
+		if key == "" {
+			return nil
+		}
+		// A taken key inserts nothing, also when a concurrent transaction took it first: the
+		// insert waits for that one to end. The order written above is then rolled back.
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO order_requests (user_id, idempotency_key, request_sha256, order_id) VALUES ($1, $2, $3, $4)
+			 ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
+			o.UserID, key, digest, o.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, errKeyTaken)
+		}
 		return nil
 	})
-	if err != nil {
-		return Order{}, fmt.Errorf("store: create order: %w", err)
+	if errors.Is(err, errKeyTaken) {
+		return s.replay(ctx, o.UserID, key, digest)
 	}
-	return o, nil
+	if err != nil {
+		return Order{}, false, fmt.Errorf("store: create order: %w", err)
+	}
+	return o, false, nil
+}
+
+// replay returns the order the user's key created, if it is the order whose digest is given.
+func (s *Orders) replay(ctx context.Context, userID int64, key, digest string) (Order, bool, error) {
+	var id int64
+	var was string
+	if err := s.db.QueryRowContext(ctx,
+		`SELECT order_id, request_sha256 FROM order_requests WHERE user_id = $1 AND idempotency_key = $2`,
+		userID, key).Scan(&id, &was); err != nil {
+		return Order{}, false, fmt.Errorf("store: replay order: %w", err)
+	}
+	if was != digest {
+		return Order{}, false, ErrKeyReused
+	}
+	o, err := s.Get(ctx, id)
+	if err != nil {
+		return Order{}, false, err
+	}
+	return o, true, nil
+}
+
+// digest identifies what o asks for: its user and its lines, in order.
+func (o Order) digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n", o.UserID)
+	for _, it := range o.Items {
+		fmt.Fprintf(h, "%q %d %d\n", it.SKU, it.Quantity, it.UnitPriceCents)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Get returns the order with id and its items, or ErrNotFound.

@@ -63,8 +63,8 @@ func TestUsersAndOrders(t *testing.T) {
 			}
 
 			orders := store.NewOrders(b.OpenNew(t, store.OrderSchema))
-			o, err := orders.Create(ctx, store.Order{UserID: 7, TotalCents: 1 << 40,
-				Items: []store.Item{{SKU: "A", Quantity: 2, UnitPriceCents: 1 << 39}}})
+			o, _, err := orders.Create(ctx, store.Order{UserID: 7, TotalCents: 1 << 40,
+				Items: []store.Item{{SKU: "A", Quantity: 2, UnitPriceCents: 1 << 39}}}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,6 +99,67 @@ func TestConcurrentCreatesOfOneEmailConflict(t *testing.T) {
 			}
 			if created != 1 || testenv.Count(t, db, "users") != 1 || testenv.Count(t, db, "outbox") != 1 {
 				t.Errorf("%d created, %d users, %d events; want 1 of each", created, testenv.Count(t, db, "users"), testenv.Count(t, db, "outbox"))
+			}
+		})
+	}
+}
+
+func TestIdempotencyKeyCreatesOneOrder(t *testing.T) {
+	ctx := context.Background()
+	order := func(user int64, qty int32) store.Order {
+		return store.Order{UserID: user, TotalCents: int64(qty) * 250,
+			Items: []store.Item{{SKU: "A", Quantity: qty, UnitPriceCents: 250}, {SKU: "B", Quantity: 1}}}
+	}
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			db := b.OpenNew(t, store.OrderSchema)
+			orders := store.NewOrders(db)
+			counts := func() [3]int {
+				return [3]int{testenv.Count(t, db, "orders"), testenv.Count(t, db, "order_items"), testenv.Count(t, db, "order_requests")}
+			}
+
+			var mu sync.Mutex
+			var got []store.Order
+			created := 0
+			for _, err := range concurrently(8, func(int) error {
+				o, replayed, err := orders.Create(ctx, order(7, 2), "key-1")
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, o)
+				if !replayed {
+					created++
+				}
+				return err
+			}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if created != 1 || counts() != [3]int{1, 2, 1} {
+				t.Fatalf("%d created; orders, items, keys = %v; want 1 and [1 2 1]", created, counts())
+			}
+			for _, o := range got {
+				if o.ID != got[0].ID || !o.CreatedAt.Equal(got[0].CreatedAt) || o.TotalCents != 500 || len(o.Items) != 2 {
+					t.Errorf("answered %+v and %+v for one key", got[0], o)
+				}
+			}
+
+			if _, _, err := orders.Create(ctx, order(7, 3), "key-1"); !errors.Is(err, store.ErrKeyReused) {
+				t.Errorf("the key with another order: %v, want ErrKeyReused", err)
+			}
+			if counts() != [3]int{1, 2, 1} {
+				t.Errorf("a refused key wrote: orders, items, keys = %v", counts())
+			}
+			if o, replayed, err := orders.Create(ctx, order(8, 2), "key-1"); err != nil || replayed || o.ID == got[0].ID {
+				t.Errorf("another user's key: %+v, replayed %v, %v; want a new order", o, replayed, err)
+			}
+			for range 2 {
+				if _, replayed, err := orders.Create(ctx, order(7, 2), ""); err != nil || replayed {
+					t.Fatalf("without a key: replayed %v, %v", replayed, err)
+				}
+			}
+			if counts() != [3]int{4, 8, 2} {
+				t.Errorf("orders, items, keys = %v, want [4 8 2]: each keyless request is an order", counts())
 			}
 		})
 	}

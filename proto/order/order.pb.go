@@ -160,11 +160,17 @@ func (x *OrderInfo) GetCreatedAt() *timestamppb.Timestamp {
 }
 
 type CreateOrderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Items         []*Item                `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Items  []*Item                `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// Optional, and recommended: a key the client chooses per order (a UUID, say; 1 to 64 letters,
+	// digits, '-', '_' or '.'), which makes sending the request again safe. A request repeating a
+	// key the user has used before creates nothing: it answers with the order the key created, or
+	// 409 if it asks for a different order. Without a key, a request retried after a lost reply
+	// can create a second order.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateOrderRequest) Reset() {
@@ -209,6 +215,13 @@ func (x *CreateOrderRequest) GetItems() []*Item {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *CreateOrderRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type CreateOrderResponse struct {
@@ -577,10 +590,11 @@ const file_order_order_proto_rawDesc = "" +
 	"\vtotal_cents\x18\x04 \x01(\x03R\n" +
 	"totalCents\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"P\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"y\n" +
 	"\x12CreateOrderRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12!\n" +
-	"\x05items\x18\x02 \x03(\v2\v.order.ItemR\x05items\"=\n" +
+	"\x05items\x18\x02 \x03(\v2\v.order.ItemR\x05items\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"=\n" +
 	"\x13CreateOrderResponse\x12&\n" +
 	"\x05order\x18\x01 \x01(\v2\x10.order.OrderInfoR\x05order\"!\n" +
 	"\x0fGetOrderRequest\x12\x0e\n" +

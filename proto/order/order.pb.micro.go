@@ -38,7 +38,8 @@ func NewOrderEndpoints() []*api.Endpoint {
 
 type OrderService interface {
 	// CreateOrder checks the user with user.service and stores the order.
-	// Errors: 400 invalid input, 404 no such user.
+	// Errors: 400 invalid input, 404 no such user, 409 idempotency_key already used for another
+	// order of the user.
 	CreateOrder(ctx context.Context, in *CreateOrderRequest, opts ...client.CallOption) (*CreateOrderResponse, error)
 	// GetOrder errors: 400 id <= 0, 404 no such order.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...client.CallOption) (*GetOrderResponse, error)
@@ -104,7 +105,8 @@ func (c *orderService) CountOrders(ctx context.Context, in *CountOrdersRequest, 
 
 type OrderHandler interface {
 	// CreateOrder checks the user with user.service and stores the order.
-	// Errors: 400 invalid input, 404 no such user.
+	// Errors: 400 invalid input, 404 no such user, 409 idempotency_key already used for another
+	// order of the user.
 	CreateOrder(context.Context, *CreateOrderRequest, *CreateOrderResponse) error
 	// GetOrder errors: 400 id <= 0, 404 no such order.
 	GetOrder(context.Context, *GetOrderRequest, *GetOrderResponse) error
