@@ -54,6 +54,7 @@ type hostile struct {
 
 const (
 	seedEmail    = "seed@example.com"
+	seedUserKey  = "seed-user-1"
 	seedOrderKey = "seed-order-1"
 	// A well-formed W3C parent, for the cases that keep it beside hostile companions.
 	goodTraceID     = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -72,7 +73,7 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 	ctx := context.Background()
 	db := openStores(t, s.dataDir)
 
-	seeded, err := users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Seed", Email: seedEmail})
+	seeded, err := users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Seed", Email: seedEmail, IdempotencyKey: seedUserKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +170,8 @@ func hostileCases(t *testing.T, seedUser int64) []hostile {
 		{name: "CreateUser email of 4 MiB", service: userSvc, endpoint: cu, req: createUser("Ada", mb(4)+"@example.com", ""), code: 400, want: "email is longer than 254 bytes"},
 		{name: "CreateUser phone with letters", service: userSvc, endpoint: cu, req: createUser("Ada", "ada@example.com", "+44 CALL ME NOW"), code: 400, want: "phone may hold only digits, spaces, dashes, parentheses and a leading +"},
 		{name: "CreateUser phone of 1 MiB", service: userSvc, endpoint: cu, req: createUser("Ada", "ada@example.com", strings.Repeat("1", 1<<20)), code: 400, want: "phone is longer than 32 bytes"},
+		{name: "CreateUser idempotency key with a newline", service: userSvc, endpoint: cu, req: &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com", IdempotencyKey: "k\nX-Injected: 1"}, code: 400, want: "idempotency_key may hold only letters, digits, '-', '_' and '.'"},
+		{name: "CreateUser idempotency key reused for another user", service: userSvc, endpoint: cu, req: &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com", IdempotencyKey: seedUserKey}, code: 409, want: "idempotency_key was used for a different user"},
 		{name: "CreateUser email taken in another case", service: userSvc, endpoint: cu, req: createUser("Impostor", "SEED@Example.COM", ""), code: 409, want: "email is already registered"},
 
 		// user.User/GetUser
@@ -447,7 +450,7 @@ func (s stores) counts(t *testing.T) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for db, tables := range map[*sql.DB][]string{
-		s.user:  {"users", "outbox"},
+		s.user:  {"users", "user_requests", "outbox"},
 		s.order: {"orders", "order_items", "order_requests", "accounts", "processed_events"},
 	} {
 		for _, table := range tables {

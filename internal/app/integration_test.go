@@ -213,6 +213,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 		if !descendsFrom(tr, insert, srv) {
 			t.Error("INSERT users is not under the server span")
 		}
+		one(t, tr.Where(userSvc, "INSERT user_requests", trace.SpanKindClient), "INSERT user_requests (the idempotency key)")
 		one(t, tr.Where(userSvc, "INSERT outbox", trace.SpanKindClient), "INSERT outbox")
 
 		send := one(t, tr.ChildrenOf(srv).Where(userSvc, "send user.created", trace.SpanKindProducer), "send span")
@@ -248,6 +249,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 		if !descendsFrom(tr, insert, srv) {
 			t.Error("INSERT orders is not under the CreateOrder server span")
 		}
+		one(t, tr.Where(orderSvc, "INSERT order_requests", trace.SpanKindClient), "INSERT order_requests (the idempotency key)")
 	})
 
 	t.Run("invalid input is a 400, an error span, and writes nothing", func(t *testing.T) {

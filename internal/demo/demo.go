@@ -54,8 +54,9 @@ const (
 // their spans, so one demo run can be found across all of them.
 const SessionKey = "demo.session"
 
-// Run runs the scenario with c. runID makes the emails unique, so the scenario can run again
-// against the same databases, and is the run's demo.session. It stops at the first step that
+// Run runs the scenario with c. runID makes the emails and idempotency keys unique, so the
+// scenario can run again against the same databases, and is the run's demo.session. The keys
+// make the creating calls safe for the client to retry after a lost reply. It stops at the first step that
 // does not end as expected.
 func Run(ctx context.Context, tracer trace.Tracer, c client.Client, runID string) []Step {
 	if member, err := baggage.NewMember(SessionKey, runID); err == nil {
@@ -71,6 +72,7 @@ func Run(ctx context.Context, tracer trace.Tracer, c client.Client, runID string
 	ok := r.step(ctx, CreateUser, 0, func(ctx context.Context) (string, error) {
 		rsp, err := users.CreateUser(ctx, &userpb.CreateUserRequest{
 			Name: "Ada Lovelace", Email: "ada." + runID + "@example.com", Phone: "+44 20 7946 0018",
+			IdempotencyKey: "demo-ada-" + runID,
 		})
 		if err != nil {
 			return "", err
@@ -79,7 +81,7 @@ func Run(ctx context.Context, tracer trace.Tracer, c client.Client, runID string
 		return fmt.Sprintf("user %d", userID), nil
 	}) && r.step(ctx, CreateSecondUser, 0, func(ctx context.Context) (string, error) {
 		rsp, err := users.CreateUser(ctx, &userpb.CreateUserRequest{
-			Name: "Grace Hopper", Email: "grace." + runID + "@example.com",
+			Name: "Grace Hopper", Email: "grace." + runID + "@example.com", IdempotencyKey: "demo-grace-" + runID,
 		})
 		return fmt.Sprintf("user %d", rsp.GetUser().GetId()), err
 	}) && r.step(ctx, GetUser, 0, func(ctx context.Context) (string, error) {
@@ -89,7 +91,6 @@ func Run(ctx context.Context, tracer trace.Tracer, c client.Client, runID string
 		rsp, err := users.ListUsers(ctx, &userpb.ListUsersRequest{Page: 1, PageSize: 10})
 		return fmt.Sprintf("%d users of %d", len(rsp.GetUsers()), rsp.GetTotal()), err
 	}) && r.step(ctx, CreateOrder, 0, func(ctx context.Context) (string, error) {
-		// The key lets the client's retries of a lost reply place the order once.
 		rsp, err := orders.CreateOrder(ctx, &orderpb.CreateOrderRequest{UserId: userID, IdempotencyKey: "demo-order-" + runID, Items: []*orderpb.Item{
 			{Sku: "BOOK-0001", Quantity: 2, UnitPriceCents: 1999},
 			{Sku: "PEN-0042", Quantity: 1, UnitPriceCents: 350},

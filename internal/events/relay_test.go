@@ -35,7 +35,7 @@ func testRelayRetries(t *testing.T, db *store.DB) {
 	request := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
 	}))
-	_, ev, err := store.NewUsers(db).Create(request, store.User{Name: "Ada", Email: "ada@example.com"},
+	_, ev, _, err := store.NewUsers(db).Create(request, store.User{Name: "Ada", Email: "ada@example.com"}, "",
 		func(u store.User) (store.Event, error) {
 			return r.NewEvent(request, "e-1", UserCreated, &userpb.UserCreated{EventId: "e-1", UserId: u.ID})
 		})

@@ -7,8 +7,9 @@
 // What is retried: go-micro's own timeouts (as before), connection errors (nothing was sent),
 // and failures of the connection itself ("go.micro.client.transport"). The last may hide a
 // request that reached the handler before its connection died, so a write can, rarely, run
-// twice: a CreateOrder with an idempotency key then answers with the order it created, a
-// CreateUser answers 409 (the e-mail is taken), and the event consumer deduplicates.
+// twice: a CreateUser or CreateOrder with an idempotency key is then answered as the first time
+// (keyless, CreateUser answers 409 and CreateOrder stores a second order), and the event
+// consumer deduplicates.
 // Errors from a handler, whatever their code, are never retried.
 package failover
 

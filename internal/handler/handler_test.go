@@ -79,6 +79,8 @@ func testCreateUserRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Backe
 		{"phone too short", valid(func(r *userpb.CreateUserRequest) { r.Phone = "12345" })},
 		{"phone too many digits", valid(func(r *userpb.CreateUserRequest) { r.Phone = "+1234567890123456" })},
 		{"phone with + inside", valid(func(r *userpb.CreateUserRequest) { r.Phone = "44+2079460018" })},
+		{"idempotency key too long", valid(func(r *userpb.CreateUserRequest) { r.IdempotencyKey = strings.Repeat("k", 65) })},
+		{"idempotency key with a space", valid(func(r *userpb.CreateUserRequest) { r.IdempotencyKey = "k 1" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := h.CreateUser(context.Background(), tc.req, &userpb.CreateUserResponse{})
@@ -91,7 +93,7 @@ func testCreateUserRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Backe
 					t.Errorf("error detail %q repeats the input", detail)
 				}
 			}
-			if n := testenv.Count(t, db, "users") + testenv.Count(t, db, "outbox"); n != 0 {
+			if n := testenv.Count(t, db, "users") + testenv.Count(t, db, "outbox") + testenv.Count(t, db, "user_requests"); n != 0 {
 				t.Errorf("%d rows written", n)
 			}
 		})
@@ -257,6 +259,55 @@ func testCreateOrderRejectsBadInputAndWritesNothing(t *testing.T, b testenv.Back
 	}
 }
 
+// twice runs create twice, each in a span of its own, checks that only the second span records
+// a replay, and returns the answers.
+func twice(t *testing.T, create func(context.Context) (proto.Message, error)) (answers [2]proto.Message) {
+	t.Helper()
+	var events [2][]sdktrace.Event
+	tp := sdktrace.NewTracerProvider()
+	for i := range 2 {
+		ctx, span := tp.Tracer("test").Start(context.Background(), "create")
+		rsp, err := create(ctx)
+		span.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers[i], events[i] = rsp, span.(sdktrace.ReadOnlySpan).Events()
+	}
+	if len(events[0]) != 0 || len(events[1]) != 1 || events[1][0].Name != replayEvent {
+		t.Errorf("span events %v then %v, want none then the replay", events[0], events[1])
+	}
+	return answers
+}
+
+func TestCreateUserWithAKeyIsSafeToRepeat(t *testing.T) {
+	forEachBackend(t, testCreateUserWithAKeyIsSafeToRepeat)
+}
+
+func testCreateUserWithAKeyIsSafeToRepeat(t *testing.T, b testenv.Backend) {
+	pub := &testenv.Publisher{}
+	h, db := newUserHandler(t, b, pub)
+	const key = "0d9c8b7a-6f5e-4d3c-2b1a-098f7e6d5c4b"
+	req := func(email string) *userpb.CreateUserRequest {
+		return &userpb.CreateUserRequest{Name: "Ada", Email: email, Phone: "+44 20 7946 0018", IdempotencyKey: key}
+	}
+	answers := twice(t, func(ctx context.Context) (proto.Message, error) {
+		rsp := &userpb.CreateUserResponse{}
+		err := h.CreateUser(ctx, req("ada@example.com"), rsp)
+		return rsp.GetUser(), err
+	})
+	if !proto.Equal(answers[0], answers[1]) || answers[0].(*userpb.UserInfo).GetId() == 0 {
+		t.Errorf("the repeat answered %v, the first %v", answers[1], answers[0])
+	}
+	err := h.CreateUser(context.Background(), req("grace@example.com"), &userpb.CreateUserResponse{})
+	if e := merrors.FromError(err); e.Code != 409 || e.Detail != "idempotency_key was used for a different user" {
+		t.Errorf("the key with another user: %v, want the 409 of a reused key", err)
+	}
+	if n := [3]int{testenv.Count(t, db, "users"), testenv.Count(t, db, "outbox"), len(pub.Sent())}; n != [3]int{1, 1, 1} {
+		t.Errorf("users, events stored, events published = %v, want one of each", n)
+	}
+}
+
 func TestCreateOrderWithAKeyIsSafeToRepeat(t *testing.T) {
 	forEachBackend(t, testCreateOrderWithAKeyIsSafeToRepeat)
 }
@@ -268,28 +319,17 @@ func testCreateOrderWithAKeyIsSafeToRepeat(t *testing.T, b testenv.Backend) {
 	req := func(qty int32) *orderpb.CreateOrderRequest {
 		return &orderpb.CreateOrderRequest{UserId: 1, IdempotencyKey: key, Items: []*orderpb.Item{{Sku: "A", Quantity: qty, UnitPriceCents: 100}}}
 	}
-	tp := sdktrace.NewTracerProvider()
-	var answers []*orderpb.OrderInfo
-	var events [][]sdktrace.Event
-	for range 2 {
-		ctx, span := tp.Tracer("test").Start(context.Background(), "CreateOrder")
+	answers := twice(t, func(ctx context.Context) (proto.Message, error) {
 		rsp := &orderpb.CreateOrderResponse{}
-		if err := h.CreateOrder(ctx, req(2), rsp); err != nil {
-			t.Fatal(err)
-		}
-		span.End()
-		answers = append(answers, rsp.GetOrder())
-		events = append(events, span.(sdktrace.ReadOnlySpan).Events())
-	}
-	if !proto.Equal(answers[0], answers[1]) || answers[0].GetTotalCents() != 200 {
+		err := h.CreateOrder(ctx, req(2), rsp)
+		return rsp.GetOrder(), err
+	})
+	if !proto.Equal(answers[0], answers[1]) || answers[0].(*orderpb.OrderInfo).GetTotalCents() != 200 {
 		t.Errorf("the repeat answered %v, the first %v", answers[1], answers[0])
 	}
-	if len(events[0]) != 0 || len(events[1]) != 1 || events[1][0].Name != "order replayed for its idempotency_key" {
-		t.Errorf("span events %v then %v, want none then the replay", events[0], events[1])
-	}
 	err := h.CreateOrder(context.Background(), req(3), &orderpb.CreateOrderResponse{})
-	if e := merrors.FromError(err); e.Code != 409 || strings.Contains(e.Detail, key) {
-		t.Errorf("the key with another order: %v, want a 409 that does not repeat the key", err)
+	if e := merrors.FromError(err); e.Code != 409 || e.Detail != "idempotency_key was used for a different order" {
+		t.Errorf("the key with another order: %v, want the 409 of a reused key", err)
 	}
 	if n := [3]int{testenv.Count(t, db, "orders"), testenv.Count(t, db, "order_items"), testenv.Count(t, db, "order_requests")}; n != [3]int{1, 1, 1} {
 		t.Errorf("orders, items, keys = %v, want one of each", n)

@@ -64,15 +64,14 @@ func (h *Order) CreateOrder(ctx context.Context, req *orderpb.CreateOrderRequest
 		return internalError(ctx, h.logger, OrderServiceName, "checking the user", errUserNotConfirmed)
 	}
 	o, replayed, err := h.orders.Create(ctx, store.Order{UserID: req.GetUserId(), Items: items, TotalCents: total}, req.GetIdempotencyKey())
-	if errors.Is(err, store.ErrKeyReused) {
+	switch {
+	case errors.Is(err, store.ErrKeyReused):
 		return merrors.Conflict(OrderServiceName, "idempotency_key was used for a different order")
-	}
-	if err != nil {
+	case err != nil:
 		return internalError(ctx, h.logger, OrderServiceName, "create order", err)
-	}
-	if replayed {
+	case replayed:
 		// A retry of a request whose answer was lost: the caller gets the order it created.
-		trace.SpanFromContext(ctx).AddEvent("order replayed for its idempotency_key")
+		trace.SpanFromContext(ctx).AddEvent(replayEvent)
 	}
 	rsp.Order = orderInfo(o)
 	return nil

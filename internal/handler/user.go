@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-micro-otel/reference/internal/events"
@@ -45,7 +46,10 @@ func (h *User) CreateUser(ctx context.Context, req *userpb.CreateUserRequest, rs
 	if err != nil {
 		return err
 	}
-	u, ev, err := h.users.Create(ctx, u, func(u store.User) (store.Event, error) {
+	if err := validateIdempotencyKey(UserServiceName, req.GetIdempotencyKey()); err != nil {
+		return err
+	}
+	u, ev, replayed, err := h.users.Create(ctx, u, req.GetIdempotencyKey(), func(u store.User) (store.Event, error) {
 		id := uuid.NewString()
 		return h.relay.NewEvent(ctx, id, events.UserCreated, &userpb.UserCreated{
 			EventId:    id,
@@ -53,14 +57,21 @@ func (h *User) CreateUser(ctx context.Context, req *userpb.CreateUserRequest, rs
 			OccurredAt: timestamppb.New(u.CreatedAt),
 		})
 	})
-	if errors.Is(err, store.ErrConflict) {
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		return merrors.Conflict(UserServiceName, "email is already registered")
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrKeyReused):
+		return merrors.Conflict(UserServiceName, "idempotency_key was used for a different user")
+	case err != nil:
 		return internalError(ctx, h.logger, UserServiceName, "create user", err)
+	case replayed:
+		// A retry of a request whose answer was lost: its event is the first request's.
+		trace.SpanFromContext(ctx).AddEvent(replayEvent)
+	default:
+		// The user is committed: a publish failure leaves the event to the relay, not to the
+		// caller.
+		_ = h.relay.Deliver(ctx, ev)
 	}
-	// The user is committed: a publish failure leaves the event to the relay, not to the caller.
-	_ = h.relay.Deliver(ctx, ev)
 	rsp.User = userInfo(u)
 	return nil
 }

@@ -161,6 +161,9 @@ func validateItems(id string, items []*orderpb.Item) ([]store.Item, int64, error
 	return out, total, nil
 }
 
+// replayEvent is the span event of a request answered from its idempotency key.
+const replayEvent = "replayed for its idempotency_key"
+
 // validateIdempotencyKey: a key is optional, and at most 64 of the characters a SKU may hold,
 // enough for a UUID or a ULID.
 func validateIdempotencyKey(id, key string) error {

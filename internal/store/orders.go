@@ -1,22 +1,12 @@
 package store
 
 import (
-	"cmp"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 )
-
-// ErrKeyReused means an idempotency key came back with a different order than the one it
-// created.
-var ErrKeyReused = errors.New("store: idempotency key already used for a different order")
-
-// errKeyTaken rolls back an order whose idempotency key the user has used before.
-var errKeyTaken = errors.New("store: idempotency key taken")
 
 // OrderSchema is order.service's database: orders, their items, the idempotency keys that
 // created orders, the accounts opened from user.created events, and the ids of the events
@@ -82,7 +72,7 @@ func NewOrders(db *DB) *Orders { return &Orders{db: db} }
 // replayed set, or ErrKeyReused if o differs from that order.
 func (s *Orders) Create(ctx context.Context, o Order, key string) (stored Order, replayed bool, err error) {
 	o.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
-	digest := o.digest()
+	sum := o.digest()
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx,
 			`INSERT INTO orders (user_id, total_cents, created_at) VALUES ($1, $2, $3) RETURNING id`,
@@ -99,22 +89,17 @@ func (s *Orders) Create(ctx context.Context, o Order, key string) (stored Order,
 		if key == "" {
 			return nil
 		}
-		// A taken key inserts nothing, also when a concurrent transaction took it first: the
-		// insert waits for that one to end. The order written above is then rolled back.
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO order_requests (user_id, idempotency_key, request_sha256, order_id) VALUES ($1, $2, $3, $4)
-			 ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
-			o.UserID, key, digest, o.ID)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return cmp.Or(err, errKeyTaken)
-		}
-		return nil
+		return orderKeys.record(ctx, tx, key, sum, o.ID, o.UserID)
 	})
 	if errors.Is(err, errKeyTaken) {
-		return s.replay(ctx, o.UserID, key, digest)
+		id, found, err := orderKeys.find(ctx, s.db, key, sum, o.UserID)
+		if err != nil {
+			return Order{}, false, err
+		}
+		if found {
+			o, err := s.Get(ctx, id)
+			return o, err == nil, err
+		}
 	}
 	if err != nil {
 		return Order{}, false, fmt.Errorf("store: create order: %w", err)
@@ -122,33 +107,20 @@ func (s *Orders) Create(ctx context.Context, o Order, key string) (stored Order,
 	return o, false, nil
 }
 
-// replay returns the order the user's key created, if it is the order whose digest is given.
-func (s *Orders) replay(ctx context.Context, userID int64, key, digest string) (Order, bool, error) {
-	var id int64
-	var was string
-	if err := s.db.QueryRowContext(ctx,
-		`SELECT order_id, request_sha256 FROM order_requests WHERE user_id = $1 AND idempotency_key = $2`,
-		userID, key).Scan(&id, &was); err != nil {
-		return Order{}, false, fmt.Errorf("store: replay order: %w", err)
-	}
-	if was != digest {
-		return Order{}, false, ErrKeyReused
-	}
-	o, err := s.Get(ctx, id)
-	if err != nil {
-		return Order{}, false, err
-	}
-	return o, true, nil
+// orderKeys scopes a key to a user: users choose their keys independently.
+var orderKeys = keyTable{
+	insert: `INSERT INTO order_requests (idempotency_key, request_sha256, order_id, user_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
+	lookup: `SELECT order_id, request_sha256 FROM order_requests WHERE idempotency_key = $1 AND user_id = $2`,
 }
 
 // digest identifies what o asks for: its user and its lines, in order.
 func (o Order) digest() string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d\n", o.UserID)
+	fields := []any{o.UserID}
 	for _, it := range o.Items {
-		fmt.Fprintf(h, "%q %d %d\n", it.SKU, it.Quantity, it.UnitPriceCents)
+		fields = append(fields, it.SKU, it.Quantity, it.UnitPriceCents)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return digest(fields...)
 }
 
 // Get returns the order with id and its items, or ErrNotFound.

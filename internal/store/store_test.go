@@ -40,7 +40,7 @@ func TestUsersAndOrders(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			users := store.NewUsers(b.OpenNew(t, store.UserSchema))
-			u, _, err := users.Create(ctx, store.User{Name: "Ada", Email: "Ada@example.com", Phone: "+44"}, event("e-1", time.Now()))
+			u, _, _, err := users.Create(ctx, store.User{Name: "Ada", Email: "Ada@example.com", Phone: "+44"}, "", event("e-1", time.Now()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +55,7 @@ func TestUsersAndOrders(t *testing.T) {
 				t.Errorf("Get of an unknown id: %v, want ErrNotFound", err)
 			}
 			failing := func(store.User) (store.Event, error) { return store.Event{}, errors.New("no event") }
-			if _, _, err := users.Create(ctx, store.User{Name: "Grace", Email: "grace@example.com"}, failing); err == nil {
+			if _, _, _, err := users.Create(ctx, store.User{Name: "Grace", Email: "grace@example.com"}, "", failing); err == nil {
 				t.Error("Create succeeded without its event")
 			}
 			if list, total, err := users.List(ctx, 10, 0); err != nil || total != 1 || len(list) != 1 {
@@ -84,7 +84,7 @@ func TestConcurrentCreatesOfOneEmailConflict(t *testing.T) {
 			db := b.OpenNew(t, store.UserSchema)
 			users := store.NewUsers(db)
 			errs := concurrently(8, func(i int) error {
-				_, _, err := users.Create(context.Background(), store.User{Name: "Ada", Email: []string{"ada@example.com", "ADA@example.com", "Ada@Example.com"}[i%3]},
+				_, _, _, err := users.Create(context.Background(), store.User{Name: "Ada", Email: []string{"ada@example.com", "ADA@example.com", "Ada@Example.com"}[i%3]}, "",
 					event(fmt.Sprint("e-", i), time.Now()))
 				return err
 			})
@@ -99,6 +99,60 @@ func TestConcurrentCreatesOfOneEmailConflict(t *testing.T) {
 			}
 			if created != 1 || testenv.Count(t, db, "users") != 1 || testenv.Count(t, db, "outbox") != 1 {
 				t.Errorf("%d created, %d users, %d events; want 1 of each", created, testenv.Count(t, db, "users"), testenv.Count(t, db, "outbox"))
+			}
+		})
+	}
+}
+
+func TestIdempotencyKeyCreatesOneUser(t *testing.T) {
+	ctx := context.Background()
+	ada := store.User{Name: "Ada", Email: "ada@example.com", Phone: "+44 20 7946 0018"}
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			db := b.OpenNew(t, store.UserSchema)
+			users := store.NewUsers(db)
+			counts := func() [3]int {
+				return [3]int{testenv.Count(t, db, "users"), testenv.Count(t, db, "outbox"), testenv.Count(t, db, "user_requests")}
+			}
+
+			var mu sync.Mutex
+			var got []store.User
+			var events []store.Event
+			for _, err := range concurrently(8, func(i int) error {
+				u, ev, replayed, err := users.Create(ctx, ada, "key-1", event(fmt.Sprint("e-", i), time.Now()))
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, u)
+				if !replayed {
+					events = append(events, ev)
+				}
+				return err
+			}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(events) != 1 || events[0].ID == "" || counts() != [3]int{1, 1, 1} {
+				t.Fatalf("%d created; users, events, keys = %v; want 1 and [1 1 1]", len(events), counts())
+			}
+			for _, u := range got {
+				if u.ID != got[0].ID || u.Email != ada.Email || u.Phone != ada.Phone || !u.CreatedAt.Equal(got[0].CreatedAt) {
+					t.Errorf("answered %+v and %+v for one key", got[0], u)
+				}
+			}
+
+			grace := store.User{Name: "Grace", Email: "grace@example.com"}
+			if _, _, _, err := users.Create(ctx, grace, "key-1", event("e-grace", time.Now())); !errors.Is(err, store.ErrKeyReused) {
+				t.Errorf("the key with another user: %v, want ErrKeyReused", err)
+			}
+			if _, _, _, err := users.Create(ctx, ada, "key-2", event("e-ada-2", time.Now())); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("the user again under a new key: %v, want ErrConflict", err)
+			}
+			if _, _, _, err := users.Create(ctx, ada, "", event("e-ada-3", time.Now())); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("the user again without a key: %v, want ErrConflict", err)
+			}
+			if counts() != [3]int{1, 1, 1} {
+				t.Errorf("refused requests wrote: users, events, keys = %v", counts())
 			}
 		})
 	}
@@ -201,12 +255,12 @@ func TestOutboxClaimsEachEventOnce(t *testing.T) {
 			now := time.Now()
 			const events = 40
 			for i := range events {
-				if _, _, err := users.Create(ctx, store.User{Name: "N", Email: fmt.Sprintf("u%d@example.com", i)},
+				if _, _, _, err := users.Create(ctx, store.User{Name: "N", Email: fmt.Sprintf("u%d@example.com", i)}, "",
 					event(fmt.Sprintf("e-%02d", i), now.Add(-time.Second))); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if _, _, err := users.Create(ctx, store.User{Name: "N", Email: "later@example.com"}, event("later", now.Add(time.Hour))); err != nil {
+			if _, _, _, err := users.Create(ctx, store.User{Name: "N", Email: "later@example.com"}, "", event("later", now.Add(time.Hour))); err != nil {
 				t.Fatal(err)
 			}
 
@@ -348,7 +402,7 @@ func TestBothSchemasInOneDatabase(t *testing.T) {
 			if t.Failed() {
 				return
 			}
-			if _, _, err := store.NewUsers(users).Create(ctx, store.User{Name: "Ada", Email: "ada@example.com"}, event("e-1", time.Now())); err != nil {
+			if _, _, _, err := store.NewUsers(users).Create(ctx, store.User{Name: "Ada", Email: "ada@example.com"}, "", event("e-1", time.Now())); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := store.NewOrders(orders).OpenAccount(ctx, "e-1", 1); err != nil {

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// UserSchema is user.service's database: its users and its outbox of unsent events.
+// UserSchema is user.service's database: its users, the idempotency keys that created them,
+// and its outbox of unsent events.
 const UserSchema = `
 CREATE TABLE IF NOT EXISTS users (
 	id         {id},
@@ -18,6 +19,11 @@ CREATE TABLE IF NOT EXISTS users (
 	email_key  TEXT  NOT NULL UNIQUE,
 	phone      TEXT  NOT NULL DEFAULT '',
 	created_at {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_requests (
+	idempotency_key TEXT  PRIMARY KEY,
+	request_sha256  TEXT  NOT NULL,
+	user_id         {int} NOT NULL REFERENCES users (id)
 );` + outboxSchema
 
 // User is a stored user.
@@ -41,11 +47,13 @@ func NewUsers(db *DB) *Users { return &Users{db: db} }
 func EmailKey(email string) string { return strings.ToLower(email) }
 
 // Create stores u and the event that announces it in one transaction: either both are
-// written or neither. newEvent receives the stored user, with its id.
-func (s *Users) Create(ctx context.Context, u User, newEvent func(User) (Event, error)) (User, Event, error) {
+// written or neither. newEvent receives the stored user, with its id. A non-empty key makes it
+// idempotent: when key was used before, Create writes nothing and returns the user key created,
+// with replayed set and no event, or ErrKeyReused if u differs from that user.
+func (s *Users) Create(ctx context.Context, u User, key string, newEvent func(User) (Event, error)) (stored User, ev Event, replayed bool, err error) {
 	u.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
-	var ev Event
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	sum := u.digest()
+	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		// A taken email inserts nothing and so returns no row, also when a concurrent
 		// transaction took it first: the insert waits for that one to end.
 		err := tx.QueryRowContext(ctx,
@@ -58,16 +66,41 @@ func (s *Users) Create(ctx context.Context, u User, newEvent func(User) (Event, 
 		if err != nil {
 			return err
 		}
+		if key != "" {
+			if err := userKeys.record(ctx, tx, key, sum, u.ID); err != nil {
+				return err
+			}
+		}
 		if ev, err = newEvent(u); err != nil {
 			return err
 		}
 		return enqueue(ctx, tx, ev)
 	})
-	if err != nil {
-		return User{}, Event{}, fmt.Errorf("store: create user: %w", err)
+	// A repeat of a keyed request finds its email taken, by the user it created.
+	if key != "" && (errors.Is(err, ErrConflict) || errors.Is(err, errKeyTaken)) {
+		id, found, err := userKeys.find(ctx, s.db, key, sum)
+		if err != nil {
+			return User{}, Event{}, false, err
+		}
+		if found {
+			u, err := s.Get(ctx, id)
+			return u, Event{}, err == nil, err
+		}
 	}
-	return u, ev, nil
+	if err != nil {
+		return User{}, Event{}, false, fmt.Errorf("store: create user: %w", err)
+	}
+	return u, ev, false, nil
 }
+
+var userKeys = keyTable{
+	insert: `INSERT INTO user_requests (idempotency_key, request_sha256, user_id) VALUES ($1, $2, $3)
+		ON CONFLICT (idempotency_key) DO NOTHING`,
+	lookup: `SELECT user_id, request_sha256 FROM user_requests WHERE idempotency_key = $1`,
+}
+
+// digest identifies what u asks for.
+func (u User) digest() string { return digest(u.Name, u.Email, u.Phone) }
 
 // Get returns the user with id, or ErrNotFound.
 func (s *Users) Get(ctx context.Context, id int64) (User, error) {

@@ -38,7 +38,8 @@ func NewUserEndpoints() []*api.Endpoint {
 
 type UserService interface {
 	// CreateUser stores a user and emits a UserCreated event on "user.created".
-	// Errors: 400 invalid input, 409 the email is already taken.
+	// Errors: 400 invalid input, 409 the email is already taken, or idempotency_key was already
+	// used for a different user.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...client.CallOption) (*CreateUserResponse, error)
 	// GetUser returns a user with the number of orders order.service holds for it.
 	// Errors: 400 id <= 0, 404 no such user.
@@ -94,7 +95,8 @@ func (c *userService) ListUsers(ctx context.Context, in *ListUsersRequest, opts 
 
 type UserHandler interface {
 	// CreateUser stores a user and emits a UserCreated event on "user.created".
-	// Errors: 400 invalid input, 409 the email is already taken.
+	// Errors: 400 invalid input, 409 the email is already taken, or idempotency_key was already
+	// used for a different user.
 	CreateUser(context.Context, *CreateUserRequest, *CreateUserResponse) error
 	// GetUser returns a user with the number of orders order.service holds for it.
 	// Errors: 400 id <= 0, 404 no such user.
