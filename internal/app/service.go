@@ -23,6 +23,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
+	"github.com/go-micro-otel/reference/internal/httptransport"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/wrapper"
@@ -138,7 +139,9 @@ func newService(name string, d Deps, db *store.DB) *Service {
 	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
 	opts := []micro.Option{
 		// Server and Client first: they replace the objects every later option configures.
-		micro.Server(server.NewServer(server.Wait(nil))), // Wait: Stop lets in-flight requests finish
+		// Wait: Stop lets in-flight requests finish. The transport answers every request of a
+		// connection, which go-micro's own does not (internal/httptransport).
+		micro.Server(server.NewServer(server.Wait(nil), server.Transport(httptransport.NewServerTransport()))),
 		micro.Client(newClient()),
 		micro.Context(runCtx),
 		micro.HandleSignal(false), // the caller's context decides when to stop

@@ -14,9 +14,9 @@
 //     rpc.system.name "go_micro", rpc.method, server.address and server.port of the node that
 //     was tried, go_micro.node.id (the registry id of that node) and
 //     go_micro.selector.candidates (how many nodes the selector chose it from, after the
-//     caller's own selector filters). go-micro only retries on 408, so a call is normally one
-//     attempt; a call that fails before any node is tried (service not found) still gets a
-//     CLIENT span, without an address, carrying the error.
+//     caller's own selector filters). Each retry the client's retry policy allows is an attempt,
+//     and a span, of its own; a call that fails before any node is tried (service not found)
+//     still gets a CLIENT span, without an address, carrying the error.
 //   - Every handled request is a SERVER span with the same name, server.address/server.port of
 //     the listener and network.peer.address/network.peer.port of the caller.
 //   - Publishing is a PRODUCER span "send <topic>", processing a CONSUMER span
