@@ -25,8 +25,8 @@ import (
 
 // NewServerTransport returns go-micro's HTTP transport whose listeners number the requests of
 // each connection. Give it to the server only (server.Transport): clients are unaffected.
-func NewServerTransport(opts ...transport.Option) transport.Transport {
-	return serverTransport{transport.NewHTTPTransport(opts...)}
+func NewServerTransport() transport.Transport {
+	return serverTransport{transport.NewHTTPTransport()}
 }
 
 type serverTransport struct{ transport.Transport }
@@ -56,9 +56,9 @@ func (s *socket) Recv(m *transport.Message) error {
 	if err := s.Socket.Recv(m); err != nil {
 		return err
 	}
-	// A stream's messages share the socket named by their Micro-Stream header (read as
-	// go-micro's server reads it); events carry no request.
-	if m.Header[headers.Stream] != "" || m.Header["X-"+headers.Stream] != "" || m.Header[headers.Message] != "" {
+	// A stream's messages share the socket named by their Micro-Stream header, read as
+	// go-micro's server reads it.
+	if m.Header[headers.Stream] != "" || m.Header["X-"+headers.Stream] != "" {
 		return nil
 	}
 	s.requests++
