@@ -220,6 +220,32 @@ func TestNativeStack(t *testing.T) {
 		attrs(t, call, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
 	})
 
+	t.Run("Jaeger shows no warning on any span of the demo's traces", func(t *testing.T) {
+		for name, st := range steps {
+			// Whole first: a span whose parent has not arrived yet is warned about too.
+			if _, err := j.WaitTrace(ctx, st.TraceID, func(tr *jaeger.Trace) bool { return len(tr.Spans) > 0 && orphans(tr) == 0 }); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			warned, err := j.Warnings(ctx, st.TraceID)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			for _, w := range warned {
+				t.Errorf("%s: %s %q: %v", name, w.Service, w.Name, w.Warnings)
+			}
+		}
+	})
+
+	t.Run("Jaeger does not list itself among the services", func(t *testing.T) {
+		got, err := j.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(got, "jaeger") {
+			t.Errorf("services %v: Jaeger traces its own API", got)
+		}
+	})
+
 	t.Run("the collector exposes span-derived and SDK metrics of both services", func(t *testing.T) {
 		both := []string{"user.service", "order.service"}
 		want := []struct {
@@ -356,6 +382,18 @@ func TestNativeStack(t *testing.T) {
 				c.Close()
 				t.Errorf("port %s still accepts connections after down", port)
 			}
+		}
+	})
+
+	t.Run("traces survive down and up", func(t *testing.T) {
+		stack(t, "up") // returns once Jaeger is healthy: its store is open
+		stopped = false
+		tr, err := j.Trace(context.Background(), steps[demo.CreateUser].TraceID)
+		if err != nil {
+			t.Fatalf("the CreateUser trace is gone after down and up: %v", err)
+		}
+		if n := len(tr.Find("order.service", "INSERT accounts", jaeger.KindClient)); n != 1 || orphans(tr) != 0 {
+			t.Errorf("the CreateUser trace came back incomplete (%d spans)", len(tr.Spans))
 		}
 	})
 }
@@ -504,6 +542,21 @@ func attrs(t *testing.T, s jaeger.Span, want map[string]string) {
 			t.Errorf("%s %q: %s = %q, want %q", s.Service, s.Name, k, s.Attributes[k], v)
 		}
 	}
+}
+
+// orphans counts the spans whose parent is not in the trace.
+func orphans(tr *jaeger.Trace) int {
+	ids := map[string]bool{}
+	for _, s := range tr.Spans {
+		ids[s.SpanID] = true
+	}
+	n := 0
+	for _, s := range tr.Spans {
+		if s.ParentSpanID != "" && !ids[s.ParentSpanID] {
+			n++
+		}
+	}
+	return n
 }
 
 func noOrphans(t *testing.T, tr *jaeger.Trace) {

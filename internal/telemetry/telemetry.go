@@ -257,6 +257,7 @@ func newResource(ctx context.Context, serviceName, version string) (*resource.Re
 	attrs = append(attrs,
 		resource.WithTelemetrySDK(),
 		resource.WithHost(),
+		resource.WithDetectors(hostIPs{}),
 		resource.WithProcessPID(),
 		resource.WithProcessRuntimeName(),
 		resource.WithProcessRuntimeVersion(),
