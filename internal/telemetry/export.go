@@ -67,9 +67,9 @@ func unset(names ...string) bool {
 
 // dialOptions are the gRPC settings of every OTLP exporter: reconnection at most a second
 // apart, each export request bounded, and a log record when export starts failing and when it
-// works again.
-func dialOptions(signal string, logger *slog.Logger) []grpc.DialOption {
-	w := &exportWatch{signal: signal, logger: logger}
+// works again. backlog, when given, counts what waits for export, for that record.
+func dialOptions(signal string, logger *slog.Logger, backlog func() int64) []grpc.DialOption {
+	w := &exportWatch{signal: signal, logger: logger, backlog: backlog}
 	return []grpc.DialOption{
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
@@ -82,8 +82,9 @@ func dialOptions(signal string, logger *slog.Logger) []grpc.DialOption {
 // exportWatch reports a signal's export going down and coming back, once each way: the SDK
 // itself says nothing while it retries, and a lost batch only when it gives up.
 type exportWatch struct {
-	signal string
-	logger *slog.Logger
+	signal  string
+	logger  *slog.Logger
+	backlog func() int64
 
 	mu           sync.Mutex
 	failingSince time.Time // zero while export works
@@ -108,8 +109,13 @@ func (w *exportWatch) record(err error) {
 	case err != nil:
 		w.failures++
 	case !w.failingSince.IsZero():
-		w.logger.Info("OTLP export resumed", "signal", w.signal, "failed_attempts", w.failures,
-			"failing_for", time.Since(w.failingSince).Round(time.Millisecond).String())
+		attrs := []any{"signal", w.signal, "failed_attempts", w.failures,
+			"failing_for", time.Since(w.failingSince).Round(time.Millisecond).String()}
+		if w.backlog != nil {
+			// What the outage left waiting, this first batch included: how much of the queue it took.
+			attrs = append(attrs, "waiting", w.backlog())
+		}
+		w.logger.Info("OTLP export resumed", attrs...)
 		w.failingSince, w.failures = time.Time{}, 0
 	}
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"strings"
@@ -110,6 +111,23 @@ func TestSpansOutliveACollectorOutage(t *testing.T) {
 		t.Errorf("counts %+v, the collector received %d: want every span ended exported once", got, rc.c.spans.Load())
 	}
 	waitFor(t, "the exporter to log that it resumed", func() bool { return strings.Contains(log.String(), "OTLP export resumed") })
+	resumed := 0
+	for line := range strings.Lines(log.String()) {
+		var rec struct {
+			Msg, Signal string
+			Waiting     int64
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "OTLP export resumed" || rec.Signal != "traces" {
+			continue
+		}
+		resumed++
+		if rec.Waiting != during {
+			t.Errorf("export resumed with %d spans waiting, want the outage's %d", rec.Waiting, during)
+		}
+	}
+	if resumed != 1 {
+		t.Errorf("%d records of span export resuming, want 1", resumed)
+	}
 }
 
 // The queue and the export window are this package's defaults only where the environment

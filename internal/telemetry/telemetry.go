@@ -127,11 +127,11 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 	}
 	processor := o.processor
 	if processor == nil {
-		exp, err := otlptracegrpc.New(ctx, exporterOptions(o.exportLogger)...)
+		t.accounting = &accounting{}
+		exp, err := otlptracegrpc.New(ctx, exporterOptions(o.exportLogger, t.accounting.waiting)...)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
-		t.accounting = &accounting{}
 		// OTEL_BSP_* from the environment, and where unset the queue and window of export.go
 		processor = sdktrace.NewBatchSpanProcessor(countingExporter{SpanExporter: exp, acc: t.accounting},
 			spanProcessorOptions()...)
@@ -274,8 +274,8 @@ func newResource(ctx context.Context, serviceName, version string) (*resource.Re
 // except that with no endpoint configured it talks plaintext to the collector on
 // localhost:4317, as a local collector is what this project runs. Connection and retries are
 // tuned for collector outages (export.go).
-func exporterOptions(logger *slog.Logger) []otlptracegrpc.Option {
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithDialOption(dialOptions("traces", logger)...), otlptracegrpc.WithRetry(spanRetry())}
+func exporterOptions(logger *slog.Logger, backlog func() int64) []otlptracegrpc.Option {
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithDialOption(dialOptions("traces", logger, backlog)...), otlptracegrpc.WithRetry(spanRetry())}
 	if unset("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
 		opts = append(opts, otlptracegrpc.WithTimeout(SpanExportWindow))
 	}
@@ -288,7 +288,7 @@ func exporterOptions(logger *slog.Logger) []otlptracegrpc.Option {
 // Metrics are cumulative, so a failed export loses nothing the next one does not carry; they
 // and logs keep the SDK's retry window and queue, retried at most a second apart.
 func metricExporterOptions(logger *slog.Logger) []otlpmetricgrpc.Option {
-	opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithDialOption(dialOptions("metrics", logger)...),
+	opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithDialOption(dialOptions("metrics", logger, nil)...),
 		otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: true, InitialInterval: 250 * time.Millisecond,
 			MaxInterval: retryMaxInterval, MaxElapsedTime: time.Minute})}
 	if localDefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
@@ -298,7 +298,7 @@ func metricExporterOptions(logger *slog.Logger) []otlpmetricgrpc.Option {
 }
 
 func logExporterOptions(logger *slog.Logger) []otlploggrpc.Option {
-	opts := []otlploggrpc.Option{otlploggrpc.WithDialOption(dialOptions("logs", logger)...),
+	opts := []otlploggrpc.Option{otlploggrpc.WithDialOption(dialOptions("logs", logger, nil)...),
 		otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: true, InitialInterval: 250 * time.Millisecond,
 			MaxInterval: retryMaxInterval, MaxElapsedTime: time.Minute})}
 	if localDefault("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") {
