@@ -20,8 +20,8 @@ import (
 // queue and the export window below yields to its OTEL_* variable when that is set.
 const (
 	// SpanQueueSize is how many ended spans wait for export (OTEL_BSP_MAX_QUEUE_SIZE). At about
-	// 900 bytes a span it bounds the queue's memory near 30 MB; at the 250 spans per second
-	// the busier service ends under `make chaos` load, it holds two minutes of them.
+	// 900 bytes a span it bounds the queue's memory near 30 MB; at the 200 spans per second
+	// the busier service ends under `make chaos` load, it holds 160 s of them.
 	SpanQueueSize = 32768
 	// SpanExportWindow is how long one batch of spans is retried before it is given up
 	// (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT and OTEL_BSP_EXPORT_TIMEOUT). Meanwhile the queue fills;
