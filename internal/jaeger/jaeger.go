@@ -185,6 +185,21 @@ func (t *Trace) Find(service, name string, kind int) []Span {
 	return out
 }
 
+// Connected reports whether every span's parent is in the trace. Each service exports on its
+// own schedule, so a trace read while some are still on their way has gaps.
+func (t *Trace) Connected() bool {
+	ids := make(map[string]bool, len(t.Spans))
+	for _, s := range t.Spans {
+		ids[s.SpanID] = true
+	}
+	for _, s := range t.Spans {
+		if s.ParentSpanID != "" && !ids[s.ParentSpanID] {
+			return false
+		}
+	}
+	return true
+}
+
 // The OTLP JSON of api_v3. Enums and 64-bit integers may come as names or strings.
 type resourceSpans struct {
 	Resource struct {

@@ -97,3 +97,14 @@ func TestWarningsNameTheSpansJaegerWarnsAbout(t *testing.T) {
 		t.Errorf("unknown trace: %v, want ErrNotFound", err)
 	}
 }
+
+func TestConnectedSeesASpanWaitingForItsParent(t *testing.T) {
+	tr := &Trace{Spans: []Span{{SpanID: "a"}, {SpanID: "b", ParentSpanID: "a"}}}
+	if !tr.Connected() {
+		t.Error("a trace whose parents are all there is not connected")
+	}
+	tr.Spans = append(tr.Spans, Span{SpanID: "c", ParentSpanID: "x"})
+	if tr.Connected() {
+		t.Error("a span whose parent is missing went unnoticed")
+	}
+}
