@@ -23,12 +23,12 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-func loadCompose(t *testing.T) *types.Project {
+func loadCompose(t *testing.T, more ...cli.ProjectOptionsFn) *types.Project {
 	t.Helper()
 	// As the Makefile runs it: --env-file stack.env.
-	opts, err := cli.NewProjectOptions([]string{"docker-compose.yaml"},
+	opts, err := cli.NewProjectOptions([]string{"docker-compose.yaml"}, append([]cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory("."), cli.WithProfiles([]string{"demo"}),
-		cli.WithEnvFiles("stack.env"), cli.WithDotEnv)
+		cli.WithEnvFiles("stack.env"), cli.WithDotEnv}, more...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestComposeFileIsValid(t *testing.T) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	want := "consul jaeger nats order-service otel-collector prometheus user-client user-service"
+	want := "consul jaeger nats order-service otel-collector otelcol-queue-owner prometheus user-client user-service"
 	if strings.Join(names, " ") != want {
 		t.Errorf("services %v, want %s", names, want)
 	}
@@ -80,7 +80,10 @@ func TestComposeFileIsValid(t *testing.T) {
 func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 	p := loadCompose(t)
 	script := read(t, "native/stack.sh")
-	for svc, file := range map[string]string{"otel-collector": "otel-config.yaml", "jaeger": "jaeger-config.yaml"} {
+	for _, run := range []struct{ svc, file string }{
+		{"otel-collector", "otel-config.yaml"}, {"otel-collector", "otel-tail-sampling.yaml"}, {"jaeger", "jaeger-config.yaml"},
+	} {
+		svc, file := run.svc, run.file
 		mounted := false
 		for _, v := range p.Services[svc].Volumes {
 			mounted = mounted || strings.HasSuffix(v.Source, "/"+file)
@@ -122,6 +125,22 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^` + strings.Split(svc, "-")[0] + `_addr=127\.0\.0\.1:` + port + `$`).MatchString(script) {
 			t.Errorf("compose %s listens on %s; native/stack.sh does not", svc, port)
 		}
+	}
+}
+
+// Tail sampling is opt-in: the collector runs otel-tail-sampling.yaml over its configuration
+// only when TAIL_SAMPLING_PERCENT is set, in compose as natively.
+func TestTailSamplingRunsOnlyWhenAskedFor(t *testing.T) {
+	if got := strings.Join(loadCompose(t).Services["otel-collector"].Command, " "); got != "--config=/etc/otelcol/config.yaml" {
+		t.Errorf("without TAIL_SAMPLING_PERCENT the collector runs %q, want its configuration alone", got)
+	}
+	p := loadCompose(t, cli.WithEnv([]string{"TAIL_SAMPLING_PERCENT=10"}))
+	cmd := p.Services["otel-collector"].Command
+	if len(cmd) != 2 || cmd[1] != "--config=/etc/otelcol/tail-sampling.yaml" || mountedFrom(p.Services["otel-collector"], "/etc/otelcol/tail-sampling.yaml") != "otel-tail-sampling.yaml" {
+		t.Errorf("with TAIL_SAMPLING_PERCENT=10 the collector runs %q, want the tail-sampling overlay too", cmd)
+	}
+	if !strings.Contains(read(t, "native/stack.sh"), `[ -n "${TAIL_SAMPLING_PERCENT:-}" ] && sampling=(--config "$root/deploy/otel-tail-sampling.yaml")`) {
+		t.Error("native/stack.sh does not add otel-tail-sampling.yaml exactly when TAIL_SAMPLING_PERCENT is set")
 	}
 }
 
@@ -226,14 +245,17 @@ func TestComposeMonitorTabReadsTheCollectorsSpanMetrics(t *testing.T) {
 func TestCollectorConfigFitsTheNativeBuild(t *testing.T) {
 	otel := yamlDocs(t, "otel-config.yaml")[0]
 	manifest := read(t, "native/otelcol/manifest.yaml")
-	for _, kind := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
-		section, _ := otel[kind].(map[string]any)
-		for id := range section {
-			// A component id is type[/name]; ocb modules are named <type without _><kind>.
-			typ, _, _ := strings.Cut(id, "/")
-			module := strings.ReplaceAll(typ, "_", "") + strings.TrimSuffix(kind, "s")
-			if !regexp.MustCompile(`/` + module + ` v`).MatchString(manifest) {
-				t.Errorf("otel-config.yaml uses %s %q; native/otelcol/manifest.yaml builds no %s", kind, id, module)
+	for file, config := range map[string]map[string]any{"otel-config.yaml": otel, "otel-tail-sampling.yaml": yamlDocs(t, "otel-tail-sampling.yaml")[0]} {
+		for _, kind := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
+			section, _ := config[kind].(map[string]any)
+			for id := range section {
+				// A component id is type[/name]; ocb modules are named <type without _><kind>
+				// (a few, such as file_storage's, <type without _> alone).
+				typ, _, _ := strings.Cut(id, "/")
+				module := strings.ReplaceAll(typ, "_", "") + strings.TrimSuffix(kind, "s")
+				if !regexp.MustCompile(`/(` + module + `|` + strings.ReplaceAll(typ, "_", "") + `) v`).MatchString(manifest) {
+					t.Errorf("%s uses %s %q; native/otelcol/manifest.yaml builds no %s", file, kind, id, module)
+				}
 			}
 		}
 	}

@@ -160,9 +160,7 @@ func TestNativeStack(t *testing.T) {
 	})
 
 	t.Run("CreateUser trace: client, user.service, database, NATS, order.service", func(t *testing.T) {
-		tr, err := j.WaitTrace(ctx, steps[demo.CreateUser].TraceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("order.service", "INSERT accounts", jaeger.KindClient)) == 1
-		})
+		tr, err := j.WaitTrace(ctx, steps[demo.CreateUser].TraceID, createUserWhole)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,8 +189,10 @@ func TestNativeStack(t *testing.T) {
 	})
 
 	t.Run("CreateOrder trace crosses order.service -> user.service", func(t *testing.T) {
+		// Each service exports on its own schedule: wait for the spans of both.
 		tr, err := j.WaitTrace(ctx, steps[demo.CreateOrder].TraceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("order.service", "INSERT orders", jaeger.KindClient)) == 1
+			return len(tr.Find("order.service", "INSERT orders", jaeger.KindClient)) == 1 &&
+				len(tr.Find("user.service", "user.User/GetUser", jaeger.KindServer)) == 1 && tr.Connected()
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +208,8 @@ func TestNativeStack(t *testing.T) {
 
 	t.Run("the invalid call's trace carries an error", func(t *testing.T) {
 		tr, err := j.WaitTrace(ctx, steps[demo.CreateInvalidUser].TraceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("user.service", "user.User/CreateUser", jaeger.KindServer)) == 1
+			return len(tr.Find("user.service", "user.User/CreateUser", jaeger.KindServer)) == 1 &&
+				len(tr.Find("user-client", "user.User/CreateUser", jaeger.KindClient)) == 1
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -218,6 +219,32 @@ func TestNativeStack(t *testing.T) {
 			t.Errorf("client span status %d, want error", call.StatusCode)
 		}
 		attrs(t, call, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
+	})
+
+	t.Run("Jaeger shows no warning on any span of the demo's traces", func(t *testing.T) {
+		for name, st := range steps {
+			// Whole first: a span whose parent has not arrived yet is warned about too.
+			if _, err := j.WaitTrace(ctx, st.TraceID, func(tr *jaeger.Trace) bool { return len(tr.Spans) > 0 && tr.Connected() }); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			warned, err := j.Warnings(ctx, st.TraceID)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			for _, w := range warned {
+				t.Errorf("%s: %s %q: %v", name, w.Service, w.Name, w.Warnings)
+			}
+		}
+	})
+
+	t.Run("Jaeger does not list itself among the services", func(t *testing.T) {
+		got, err := j.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(got, "jaeger") {
+			t.Errorf("services %v: Jaeger traces its own API", got)
+		}
 	})
 
 	t.Run("the collector exposes span-derived and SDK metrics of both services", func(t *testing.T) {
@@ -356,6 +383,18 @@ func TestNativeStack(t *testing.T) {
 				c.Close()
 				t.Errorf("port %s still accepts connections after down", port)
 			}
+		}
+	})
+
+	t.Run("traces survive down and up", func(t *testing.T) {
+		stack(t, "up") // returns once Jaeger is healthy: its store is open
+		stopped = false
+		tr, err := j.Trace(context.Background(), steps[demo.CreateUser].TraceID)
+		if err != nil {
+			t.Fatalf("the CreateUser trace is gone after down and up: %v", err)
+		}
+		if !createUserWhole(tr) {
+			t.Errorf("the CreateUser trace came back incomplete (%d spans)", len(tr.Spans))
 		}
 	})
 }
@@ -504,6 +543,29 @@ func attrs(t *testing.T, s jaeger.Span, want map[string]string) {
 			t.Errorf("%s %q: %s = %q, want %q", s.Service, s.Name, k, s.Attributes[k], v)
 		}
 	}
+}
+
+// createUserWhole says the demo's create-user trace holds what the tests look at, from the
+// client, both services and the database, with no span waiting for its parent: each service
+// exports on its own schedule.
+func createUserWhole(tr *jaeger.Trace) bool {
+	for _, s := range []struct {
+		service, name string
+		kind          int
+	}{
+		{"user-client", "user.User/CreateUser", jaeger.KindClient},
+		{"user.service", "user.User/CreateUser", jaeger.KindServer},
+		{"user.service", "INSERT users", jaeger.KindClient},
+		{"user.service", "send user.created", jaeger.KindProducer},
+		{"user.service", "UPDATE outbox", jaeger.KindClient},
+		{"order.service", "process user.created", jaeger.KindConsumer},
+		{"order.service", "INSERT accounts", jaeger.KindClient},
+	} {
+		if len(tr.Find(s.service, s.name, s.kind)) != 1 {
+			return false
+		}
+	}
+	return tr.Connected()
 }
 
 func noOrphans(t *testing.T, tr *jaeger.Trace) {

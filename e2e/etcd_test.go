@@ -49,9 +49,7 @@ func TestEtcdRegistry(t *testing.T) {
 	}
 
 	steps := runDemo(t, env...)
-	tr, err := jaeger.New(jaegerURL).WaitTrace(t.Context(), steps[demo.CreateUser].TraceID, func(tr *jaeger.Trace) bool {
-		return len(tr.Find("order.service", "INSERT accounts", jaeger.KindClient)) == 1
-	})
+	tr, err := jaeger.New(jaegerURL).WaitTrace(t.Context(), steps[demo.CreateUser].TraceID, createUserWhole)
 	if err != nil {
 		t.Fatalf("the CreateUser trace of the etcd run: %v", err)
 	}

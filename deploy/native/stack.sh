@@ -7,6 +7,7 @@
 #   stack.sh up                start what is not running and wait until all of it is healthy
 #   stack.sh down              stop everything this script started, services first
 #   stack.sh stop NAME...      stop some components
+#   stack.sh start NAME...     start some components that are not running, and wait until healthy
 #   stack.sh status            what runs, its pid, its health
 #   stack.sh logs [NAME]       the last lines of every log, or follow one
 #   stack.sh env               the environment a client of the stack needs
@@ -98,12 +99,17 @@ start() {
 		launch nats "$bin" -a 127.0.0.1 -p 4222 -m 8222 -js -sd "$run/nats" "${auth[@]}" ;;
 	jaeger)
 		bin=$("$build" path jaeger)
-		launch jaeger env JAEGER_LISTEN_HOST=127.0.0.1 "$bin" --config "$root/deploy/jaeger-config.yaml" ;;
+		# Traces stay on disk in run/jaeger, so they outlive a restart.
+		launch jaeger env JAEGER_LISTEN_HOST=127.0.0.1 JAEGER_DATA_DIR="$run/jaeger" \
+			"$bin" --config "$root/deploy/jaeger-config.yaml" ;;
 	otelcol)
 		bin=$("$build" path otelcol)
+		# Tail sampling only when asked for (otel-tail-sampling.yaml says why).
+		local sampling=()
+		[ -n "${TAIL_SAMPLING_PERCENT:-}" ] && sampling=(--config "$root/deploy/otel-tail-sampling.yaml")
 		launch otelcol env OTELCOL_LISTEN_HOST=127.0.0.1 JAEGER_OTLP_ENDPOINT=127.0.0.1:14317 \
-			TAIL_SAMPLING_PERCENT="${TAIL_SAMPLING_PERCENT:-100}" \
-			"$bin" --config "$root/deploy/otel-config.yaml" ;;
+			OTELCOL_STORAGE_DIR="$run/otelcol" TAIL_SAMPLING_PERCENT="${TAIL_SAMPLING_PERCENT:-}" \
+			"$bin" --config "$root/deploy/otel-config.yaml" "${sampling[@]}" ;;
 	user-service | order-service)
 		(cd "$root" && go build -o "$run/bin/" "./cmd/$name")
 		local addr=$user_addr
@@ -146,9 +152,10 @@ wait_healthy() {
 	done
 }
 
-up() {
+# bring_up NAME... starts the components that are not running and waits until each is healthy.
+bring_up() {
 	mkdir -p "$run/data" "$run/bin"
-	for name in "${components[@]}"; do
+	for name in "$@"; do
 		if pid "$name" >/dev/null; then
 			echo "  $name already running"
 		elif taken "$(port "$name")"; then
@@ -162,6 +169,10 @@ up() {
 		fi
 		wait_healthy "$name"
 	done
+}
+
+up() {
+	bring_up "${components[@]}"
 	cat <<MSG
 stack is up:
   Jaeger UI      $jaeger_ui
@@ -225,10 +236,11 @@ case ${1:-} in
 up) up ;;
 down) down ;;
 stop) shift; stop "$@" ;;
+start) shift; bring_up "$@" ;;
 status) status ;;
 logs) shift; logs "$@" ;;
 env) client_env ;;
 instances) instances "$2" ;;
 running) for name in "${components[@]}"; do pid "$name" >/dev/null && exit 0; done; exit 1 ;;
-*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -225,8 +225,10 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 			"messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": "user.created",
 			"messaging.consumer.group.name": orderSvc,
 		})
-		if id, _ := testenv.Attr(process, semconv.MessagingMessageIDKey); id.AsString() == "" {
-			t.Error("process span has no messaging.message.id")
+		// The outbox event's id, on both sides.
+		sent, _ := testenv.Attr(send, semconv.MessagingMessageIDKey)
+		if id, _ := testenv.Attr(process, semconv.MessagingMessageIDKey); id.AsString() == "" || id != sent {
+			t.Errorf("process span messaging.message.id %q, send span %q: want the same event id", id.AsString(), sent.AsString())
 		}
 		if links := process.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != send.SpanContext().SpanID() {
 			t.Errorf("process span links %v, want the send span %s", links, send.SpanContext().SpanID())
