@@ -51,8 +51,8 @@ type hostile struct {
 	noServer bool
 	// span is the SERVER span's name when it is not the method's ("go_micro" for a method the
 	// server does not have).
-	span string
-	check    func(t *testing.T, srv sdktrace.ReadOnlySpan, all testenv.Spans)
+	span  string
+	check func(t *testing.T, srv sdktrace.ReadOnlySpan, all testenv.Spans)
 }
 
 const (

@@ -156,7 +156,6 @@ func TestRefusalsAreCodedAndPassTheWrappers(t *testing.T) {
 	}
 }
 
-
 // A caller's metadata reaches the wrappers of the service it calls, never the handler's
 // context, so nothing of it travels on to the services the handler calls.
 func TestCallerMetadataIsNotForwarded(t *testing.T) {
