@@ -242,8 +242,8 @@ func hostileCases(t *testing.T, seedUser int64) []hostile {
 
 		// Refused before a handler runs, by the transport (internal/grpctransport): still a
 		// coded answer and a SERVER span. A method the server does not have is _OTHER.
-		{name: "unknown method", service: userSvc, endpoint: "User.DeleteEverything", req: getSeed, code: 404, want: "unknown method", span: "go_micro"},
-		{name: "unknown handler", service: orderSvc, endpoint: "Admin.GetOrder", req: &orderpb.GetOrderRequest{Id: 1}, code: 404, want: "unknown method", span: "go_micro"},
+		{name: "unknown method", service: userSvc, endpoint: "User.DeleteEverything", req: getSeed, code: 404, want: "unknown method", span: "go_micro", check: other("User.DeleteEverything")},
+		{name: "unknown handler", service: orderSvc, endpoint: "Admin.GetOrder", req: &orderpb.GetOrderRequest{Id: 1}, code: 404, want: "unknown method", span: "go_micro", check: other("Admin.GetOrder")},
 		{name: "body that is not protobuf", service: userSvc, endpoint: gu, req: &raw.Frame{Data: []byte{0xff, 0xff, 0xff, 0x01}}, code: 400, want: "the request body does not decode as the method's request"},
 		// Go's protobuf refuses to encode a string that is not UTF-8, so these are encoded by hand.
 		{name: "CreateUser name not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada??Lovelace", "ada@example.com", "")), code: 400, want: "the request body does not decode as the method's request"},
@@ -324,6 +324,18 @@ func checkServerSpan(t *testing.T, tc hostile, spans testenv.Spans) {
 	}
 	if tc.check != nil {
 		tc.check(t, srv, spans)
+	}
+}
+
+// other: a method the server does not have is _OTHER, with the caller's name for it beside.
+func other(endpoint string) func(*testing.T, sdktrace.ReadOnlySpan, testenv.Spans) {
+	return func(t *testing.T, srv sdktrace.ReadOnlySpan, _ testenv.Spans) {
+		t.Helper()
+		method, _ := testenv.Attr(srv, semconv.RPCMethodKey)
+		original, _ := testenv.Attr(srv, semconv.RPCMethodOriginalKey)
+		if method.AsString() != "_OTHER" || original.AsString() != endpoint {
+			t.Errorf("rpc.method %q, rpc.method_original %q; want _OTHER and %q", method.AsString(), original.AsString(), endpoint)
+		}
 	}
 }
 

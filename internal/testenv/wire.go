@@ -3,19 +3,24 @@ package testenv
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 
 	merrors "go-micro.dev/v4/errors"
 	"golang.org/x/net/http2"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // DialGRPC returns a plain gRPC client connection to addr, closed when the test ends: a caller
@@ -100,4 +105,37 @@ func H2C() *http.Client {
 func GRPCFrame(msg []byte) []byte {
 	n := len(msg)
 	return append([]byte{0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, msg...)
+}
+
+// StatusOf reads a gRPC reply received as plain HTTP/2 to its end, and returns its status
+// (grpc-status, grpc-message and the details of grpc-status-details-bin), from its trailers,
+// or its headers for a reply without a body.
+func StatusOf(t testing.TB, resp *http.Response) *status.Status {
+	t.Helper()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	get := func(k string) string {
+		if v := resp.Trailer.Get(k); v != "" {
+			return v
+		}
+		return resp.Header.Get(k)
+	}
+	if bin := get("Grpc-Status-Details-Bin"); bin != "" {
+		raw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(bin, "="))
+		if err != nil {
+			t.Fatalf("grpc-status-details-bin: %v", err)
+		}
+		var sp spb.Status
+		if err := proto.Unmarshal(raw, &sp); err != nil {
+			t.Fatalf("grpc-status-details-bin: %v", err)
+		}
+		return status.FromProto(&sp)
+	}
+	code, err := strconv.Atoi(get("Grpc-Status"))
+	if err != nil {
+		t.Fatalf("no grpc-status in the reply (HTTP %d)", resp.StatusCode)
+	}
+	return status.New(codes.Code(code), get("Grpc-Message"))
 }
