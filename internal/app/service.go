@@ -15,6 +15,7 @@ import (
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
@@ -181,6 +182,9 @@ func tracingOptions(name string, d Deps) []micro.Option {
 		tp := otelplugin.WithTraceProvider(d.Telemetry.TracerProvider)
 		return []micro.Option{
 			micro.WrapClient(otelplugin.NewClientWrapper(tp)),
+			// The plugin reads the caller's trace context from the context's metadata, where
+			// go-micro's own server puts the caller's headers and ours does not.
+			micro.WrapHandler(callerMetadataInContext),
 			micro.WrapHandler(otelplugin.NewHandlerWrapper(tp)),
 			micro.WrapSubscriber(otelplugin.NewSubscriberWrapper(tp)),
 		}
@@ -196,6 +200,14 @@ func tracingOptions(name string, d Deps) []micro.Option {
 		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
 		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),
 		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)),
+	}
+}
+
+// callerMetadataInContext puts the caller's metadata into the handler's context, as go-micro's
+// rpc server does, for wrappers that look for it there.
+func callerMetadataInContext(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		return next(metadata.NewContext(ctx, metadata.Metadata(req.Header())), req, rsp)
 	}
 }
 
