@@ -54,7 +54,7 @@ type stack struct {
 }
 
 // startStack starts both services; configure, when given, adjusts each one's dependencies.
-func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stack {
+func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
 	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
@@ -115,7 +115,7 @@ func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stac
 	return s
 }
 
-func (s *stack) telemetry(t *testing.T, service string) *telemetry.Telemetry {
+func (s *stack) telemetry(t testing.TB, service string) *telemetry.Telemetry {
 	t.Helper()
 	s.metrics[service] = sdkmetric.NewManualReader()
 	tel, err := telemetry.New(context.Background(), service,
