@@ -508,3 +508,50 @@ func TestPluginTracingConnectsItsTraces(t *testing.T) {
 		t.Fatalf("the caller's trace holds spans of %v, want both services:\n%s", services, inTrace.Dump())
 	}
 }
+
+// The handler chain's order, seen from a caller: tracing records every refusal, the metadata
+// bound comes before the rate limit, the rate limit before authentication, and authentication
+// before the fault switches.
+func TestHandlerChainOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	const token = "chain-s3cret"
+	s := startStack(t, func(service string, d *app.Deps) {
+		d.Guard = guard.Config{Token: token}
+		if service == userSvc {
+			// Two requests' worth of burst, then practically none.
+			d.Guard.RateLimit, d.Guard.Burst = 0.001, 2
+			d.Faults = fault.Rules{"User.GetUser": {ErrorRate: 1}}
+		}
+	})
+	users := userpb.NewUserService(userSvc, app.NewUntracedClient(s.registry))
+	get := func(md metadata.Metadata) int32 {
+		_, err := users.GetUser(metadata.NewContext(context.Background(), md), &userpb.GetUserRequest{Id: 1})
+		return merrors.FromError(err).Code
+	}
+	bearer := metadata.Metadata{"Authorization": "Bearer " + token}
+	for _, step := range []struct {
+		what string
+		md   metadata.Metadata
+		want int32
+	}{
+		{"no token: authentication refuses before the injected fault", nil, 401},
+		{"the token: the fault switch, innermost, fails the call", bearer, 500},
+		{"the burst spent: the rate limit refuses before authentication", nil, 429},
+		{"oversized metadata: the bound refuses before the rate limit", metadata.Metadata{"X-Filler": strings.Repeat("f", 20<<10)}, 431},
+	} {
+		if got := get(step.md); got != step.want {
+			t.Errorf("%s: got %d, want %d", step.what, got, step.want)
+		}
+	}
+	s.stop()
+	var codes []string
+	for _, sp := range s.spans().Where(userSvc, "user.User/GetUser", trace.SpanKindServer) {
+		v, _ := testenv.Attr(sp, semconv.RPCResponseStatusCodeKey)
+		codes = append(codes, v.AsString())
+	}
+	if strings.Join(codes, ",") != "401,500,429,431" {
+		t.Errorf("SERVER spans record %v, want every refusal: 401,500,429,431", codes)
+	}
+}
