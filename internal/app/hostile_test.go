@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -46,10 +47,12 @@ type hostile struct {
 	warm bool
 	code int32  // the go-micro code the caller gets; 0: the call succeeds
 	want string // the error's detail, exactly
-	// noServer: go-micro refuses the request before any handler wrapper runs, so no SERVER span
-	// exists anywhere.
+	// noServer: the client refuses the request, so no SERVER span exists anywhere.
 	noServer bool
-	check    func(t *testing.T, srv sdktrace.ReadOnlySpan, all testenv.Spans)
+	// span is the SERVER span's name when it is not the method's ("go_micro" for a method the
+	// server does not have).
+	span  string
+	check func(t *testing.T, srv sdktrace.ReadOnlySpan, all testenv.Spans)
 }
 
 const (
@@ -162,12 +165,14 @@ func hostileCases(t *testing.T, seedUser int64) []hostile {
 	cases := []hostile{
 		// user.User/CreateUser
 		{name: "CreateUser empty request", service: userSvc, endpoint: cu, req: &userpb.CreateUserRequest{}, code: 400, want: "name is required"},
-		{name: "CreateUser name of 4 MiB", service: userSvc, endpoint: cu, req: createUser(mb(4), "ada@example.com", ""), code: 400, want: "name is longer than 100 characters"},
+		{name: "CreateUser name of 3 MiB", service: userSvc, endpoint: cu, req: createUser(mb(3), "ada@example.com", ""), code: 400, want: "name is longer than 100 characters"},
+		// Over the transport's bound on a message: the client refuses it before opening a stream.
+		{name: "CreateUser name of 5 MiB", service: userSvc, endpoint: cu, req: createUser(mb(5), "ada@example.com", ""), code: 413, want: "the request body is larger than 4194304 bytes", noServer: true},
 		{name: "CreateUser name of 101 two-byte runes", service: userSvc, endpoint: cu, req: createUser(strings.Repeat("é", 101), "ada@example.com", ""), code: 400, want: "name is longer than 100 characters"},
 		{name: "CreateUser name with NUL", service: userSvc, endpoint: cu, req: createUser("Ada\x00Lovelace", "ada@example.com", ""), code: 400, want: "name contains control characters"},
 		{name: "CreateUser email without @", service: userSvc, endpoint: cu, req: createUser("Ada", "ada.example.com", ""), code: 400, want: "email is not a valid address"},
 		{name: "CreateUser email with header injection", service: userSvc, endpoint: cu, req: createUser("Ada", "ada@example.com\r\nBcc: eve@example.com", ""), code: 400, want: "email is not a valid address"},
-		{name: "CreateUser email of 4 MiB", service: userSvc, endpoint: cu, req: createUser("Ada", mb(4)+"@example.com", ""), code: 400, want: "email is longer than 254 bytes"},
+		{name: "CreateUser email of 3 MiB", service: userSvc, endpoint: cu, req: createUser("Ada", mb(3)+"@example.com", ""), code: 400, want: "email is longer than 254 bytes"},
 		{name: "CreateUser phone with letters", service: userSvc, endpoint: cu, req: createUser("Ada", "ada@example.com", "+44 CALL ME NOW"), code: 400, want: "phone may hold only digits, spaces, dashes, parentheses and a leading +"},
 		{name: "CreateUser phone of 1 MiB", service: userSvc, endpoint: cu, req: createUser("Ada", "ada@example.com", strings.Repeat("1", 1<<20)), code: 400, want: "phone is longer than 32 bytes"},
 		{name: "CreateUser idempotency key with a newline", service: userSvc, endpoint: cu, req: &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com", IdempotencyKey: "k\nX-Injected: 1"}, code: 400, want: "idempotency_key may hold only letters, digits, '-', '_' and '.'"},
@@ -226,24 +231,28 @@ func hostileCases(t *testing.T, seedUser int64) []hostile {
 		{name: "baggage with personal data outside the allow-list", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"Baggage": "email=ada%40example.com"}, check: baggageCopied("")},
 
 		// Oversized metadata: refused on arrival (431), so never forwarded to the other service.
-		{name: "metadata of 64 KiB", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"X-Filler": strings.Repeat("f", 64<<10)}, code: 431, want: "request metadata is larger than 16384 bytes"},
-		{name: "metadata of 1.5 MiB on CreateOrder for an unknown user", service: orderSvc, endpoint: co, warm: true,
-			req: &orderpb.CreateOrderRequest{UserId: math.MaxInt64, Items: item(func(*orderpb.Item) {})}, md: metadata.Metadata{"X-Filler": mb(1.5)},
+		{name: "metadata of 32 KiB", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"X-Filler": strings.Repeat("f", 32<<10)}, code: 431, want: "request metadata is larger than 16384 bytes"},
+		{name: "metadata of 32 KiB on CreateOrder for an unknown user", service: orderSvc, endpoint: co, warm: true,
+			req: &orderpb.CreateOrderRequest{UserId: math.MaxInt64, Items: item(func(*orderpb.Item) {})}, md: metadata.Metadata{"X-Filler": strings.Repeat("f", 32<<10)},
 			code: 431, want: "request metadata is larger than 16384 bytes", check: notForwarded},
+		// Over the transport's bound on headers: the client refuses to send it (a server would
+		// not read it, see internal/grpctransport).
+		{name: "metadata of 1.5 MiB", service: orderSvc, endpoint: co, req: &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(*orderpb.Item) {})},
+			md: metadata.Metadata{"X-Filler": mb(1.5)}, code: 431, want: "request metadata is larger than 65536 bytes", noServer: true},
 
-		// go-micro's router refuses these before any handler wrapper runs, with a text error that
-		// carries no code.
-		{name: "unknown method", service: userSvc, endpoint: "User.DeleteEverything", req: getSeed, want: "rpc: can't find method DeleteEverything", noServer: true},
-		{name: "unknown handler", service: orderSvc, endpoint: "Admin.GetOrder", req: &orderpb.GetOrderRequest{Id: 1}, want: "rpc: can't find service Admin", noServer: true},
-		{name: "ill-formed endpoint", service: userSvc, endpoint: "User.GetUser.Extra", req: getSeed, want: "rpc: service/endpoint request ill-formed: User.GetUser.Extra", noServer: true},
-		{name: "body that is not protobuf", service: userSvc, endpoint: gu, req: &raw.Frame{Data: []byte{0xff, 0xff, 0xff, 0x01}}, want: "proto: cannot parse invalid wire-format data", noServer: true},
+		// Refused before a handler runs, by the transport (internal/grpctransport): still a
+		// coded answer and a SERVER span. A method the server does not have is _OTHER.
+		{name: "unknown method", service: userSvc, endpoint: "User.DeleteEverything", req: getSeed, code: 404, want: "unknown method", span: "go_micro", check: other("User.DeleteEverything")},
+		{name: "unknown handler", service: orderSvc, endpoint: "Admin.GetOrder", req: &orderpb.GetOrderRequest{Id: 1}, code: 404, want: "unknown method", span: "go_micro", check: other("Admin.GetOrder")},
+		{name: "body that is not protobuf", service: userSvc, endpoint: gu, req: &raw.Frame{Data: []byte{0xff, 0xff, 0xff, 0x01}}, code: 400, want: "the request body does not decode as the method's request"},
 		// Go's protobuf refuses to encode a string that is not UTF-8, so these are encoded by hand.
-		{name: "CreateUser name not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada??Lovelace", "ada@example.com", "")), want: "string field contains invalid UTF-8", noServer: true},
-		{name: "CreateUser email not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada", "ad??a@example.com", "")), want: "string field contains invalid UTF-8", noServer: true},
-		{name: "CreateOrder sku not UTF-8", service: orderSvc, endpoint: co, req: notUTF8(t, &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.Sku = "BOOK??" })}), want: "string field contains invalid UTF-8", noServer: true},
-		// net/http would refuse the header, and go-micro's client would take that for an empty
-		// success (see Known limits in the README): the client refuses to send it.
-		{name: "metadata value with a control character", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"X-Note": "a\x7fb"}, code: 400, want: `request metadata "X-Note" holds a control character`, noServer: true},
+		{name: "CreateUser name not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada??Lovelace", "ada@example.com", "")), code: 400, want: "the request body does not decode as the method's request"},
+		{name: "CreateUser email not UTF-8", service: userSvc, endpoint: cu, req: notUTF8(t, createUser("Ada", "ad??a@example.com", "")), code: 400, want: "the request body does not decode as the method's request"},
+		{name: "CreateOrder sku not UTF-8", service: orderSvc, endpoint: co, req: notUTF8(t, &orderpb.CreateOrderRequest{UserId: seedUser, Items: item(func(it *orderpb.Item) { it.Sku = "BOOK??" })}), code: 400, want: "the request body does not decode as the method's request"},
+		// gRPC cannot carry these: the client refuses to send them.
+		{name: "ill-formed endpoint", service: userSvc, endpoint: "User.GetUser.Extra", req: getSeed, code: 400, want: "endpoint is not Service.Method", noServer: true},
+		{name: "metadata value with a control character", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"X-Note": "a\x7fb"}, code: 400, want: `request metadata "X-Note" cannot be sent`, noServer: true},
+		{name: "metadata value that is not ASCII", service: userSvc, endpoint: gu, req: getSeed, md: metadata.Metadata{"X-Note": "naïve"}, code: 400, want: `request metadata "X-Note" cannot be sent`, noServer: true},
 		// The client finds no node and gives up: nothing reaches a server.
 		{name: "unknown service", service: "admin.service", endpoint: gu, req: getSeed, code: 500, want: "service admin.service: not found", noServer: true},
 	}
@@ -296,7 +305,7 @@ func checkServerSpan(t *testing.T, tc hostile, spans testenv.Spans) {
 		return
 	}
 	pkg, _, _ := strings.Cut(tc.service, ".")
-	method := pkg + "." + strings.Replace(tc.endpoint, ".", "/", 1)
+	method := cmp.Or(tc.span, pkg+"."+strings.Replace(tc.endpoint, ".", "/", 1))
 	srv := one(t, servers.Where(tc.service, method, trace.SpanKindServer), tc.service+" SERVER span "+method)
 	errType, hasErrType := testenv.Attr(srv, semconv.ErrorTypeKey)
 	status, hasStatus := testenv.Attr(srv, semconv.RPCResponseStatusCodeKey)
@@ -315,6 +324,18 @@ func checkServerSpan(t *testing.T, tc hostile, spans testenv.Spans) {
 	}
 	if tc.check != nil {
 		tc.check(t, srv, spans)
+	}
+}
+
+// other: a method the server does not have is _OTHER, with the caller's name for it beside.
+func other(endpoint string) func(*testing.T, sdktrace.ReadOnlySpan, testenv.Spans) {
+	return func(t *testing.T, srv sdktrace.ReadOnlySpan, _ testenv.Spans) {
+		t.Helper()
+		method, _ := testenv.Attr(srv, semconv.RPCMethodKey)
+		original, _ := testenv.Attr(srv, semconv.RPCMethodOriginalKey)
+		if method.AsString() != "_OTHER" || original.AsString() != endpoint {
+			t.Errorf("rpc.method %q, rpc.method_original %q; want _OTHER and %q", method.AsString(), original.AsString(), endpoint)
+		}
 	}
 }
 

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -51,7 +54,7 @@ type stack struct {
 }
 
 // startStack starts both services; configure, when given, adjusts each one's dependencies.
-func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stack {
+func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
 	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
@@ -112,7 +115,7 @@ func startStack(t *testing.T, configure func(service string, d *app.Deps)) *stac
 	return s
 }
 
-func (s *stack) telemetry(t *testing.T, service string) *telemetry.Telemetry {
+func (s *stack) telemetry(t testing.TB, service string) *telemetry.Telemetry {
 	t.Helper()
 	s.metrics[service] = sdkmetric.NewManualReader()
 	tel, err := telemetry.New(context.Background(), service,
@@ -467,4 +470,90 @@ func spanText(sp sdktrace.ReadOnlySpan) []string {
 		}
 	}
 	return out
+}
+
+// The benchmark's baseline, the go-micro plugin's wrappers, must connect its traces over the
+// transport the services use: GetUser's two hops in one trace under the caller's span.
+func TestPluginTracingConnectsItsTraces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	// The plugin reads and writes trace context with the global propagator, which the services
+	// set up at start (telemetry.Setup).
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	s := startStack(t, func(_ string, d *app.Deps) { d.Tracing = app.TracingPlugin })
+	users := userpb.NewUserService(userSvc, app.NewUntracedClient(s.registry))
+	ctx := context.Background()
+	created, err := users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	md := metadata.Metadata{"Traceparent": "00-" + traceID + "-" + parentID + "-01"}
+	if _, err := users.GetUser(metadata.NewContext(ctx, md), &userpb.GetUserRequest{Id: created.GetUser().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	var inTrace testenv.Spans
+	for _, sp := range s.spans() {
+		if sp.SpanContext().TraceID().String() == traceID {
+			inTrace = append(inTrace, sp)
+		}
+	}
+	services := map[string]bool{}
+	for _, sp := range inTrace {
+		services[testenv.Service(sp)] = true
+	}
+	if !services[userSvc] || !services[orderSvc] {
+		t.Fatalf("the caller's trace holds spans of %v, want both services:\n%s", services, inTrace.Dump())
+	}
+}
+
+// The handler chain's order, seen from a caller: tracing records every refusal, the metadata
+// bound comes before the rate limit, the rate limit before authentication, and authentication
+// before the fault switches.
+func TestHandlerChainOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	const token = "chain-s3cret"
+	s := startStack(t, func(service string, d *app.Deps) {
+		d.Guard = guard.Config{Token: token}
+		if service == userSvc {
+			// Two requests' worth of burst, then practically none.
+			d.Guard.RateLimit, d.Guard.Burst = 0.001, 2
+			d.Faults = fault.Rules{"User.GetUser": {ErrorRate: 1}}
+		}
+	})
+	users := userpb.NewUserService(userSvc, app.NewUntracedClient(s.registry))
+	get := func(md metadata.Metadata) int32 {
+		_, err := users.GetUser(metadata.NewContext(context.Background(), md), &userpb.GetUserRequest{Id: 1})
+		return merrors.FromError(err).Code
+	}
+	bearer := metadata.Metadata{"Authorization": "Bearer " + token}
+	for _, step := range []struct {
+		what string
+		md   metadata.Metadata
+		want int32
+	}{
+		{"no token: authentication refuses before the injected fault", nil, 401},
+		{"the token: the fault switch, innermost, fails the call", bearer, 500},
+		{"the burst spent: the rate limit refuses before authentication", nil, 429},
+		{"oversized metadata: the bound refuses before the rate limit", metadata.Metadata{"X-Filler": strings.Repeat("f", 20<<10)}, 431},
+	} {
+		if got := get(step.md); got != step.want {
+			t.Errorf("%s: got %d, want %d", step.what, got, step.want)
+		}
+	}
+	s.stop()
+	var codes []string
+	for _, sp := range s.spans().Where(userSvc, "user.User/GetUser", trace.SpanKindServer) {
+		v, _ := testenv.Attr(sp, semconv.RPCResponseStatusCodeKey)
+		codes = append(codes, v.AsString())
+	}
+	if strings.Join(codes, ",") != "401,500,429,431" {
+		t.Errorf("SERVER spans record %v, want every refusal: 401,500,429,431", codes)
+	}
 }

@@ -22,7 +22,9 @@ func loseFirstReply(attempts *atomic.Int32) client.CallOption {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 			err := next(ctx, node, req, rsp, opts)
 			if attempts.Add(1) == 1 && err == nil {
-				return merrors.New("go.micro.client.transport", "read: connection reset by peer", 500)
+				// gRPC's Unavailable for a connection that died under the call, as go-micro's
+				// gRPC client reports it.
+				return merrors.New("go.micro.client", "error reading from server: read: connection reset by peer", 503)
 			}
 			return err
 		}

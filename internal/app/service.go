@@ -15,15 +15,16 @@ import (
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/events"
 	"github.com/go-micro-otel/reference/internal/failover"
 	"github.com/go-micro-otel/reference/internal/fault"
+	"github.com/go-micro-otel/reference/internal/grpctransport"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
-	"github.com/go-micro-otel/reference/internal/httptransport"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/wrapper"
@@ -139,9 +140,8 @@ func newService(name string, d Deps, db *store.DB) *Service {
 	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
 	opts := []micro.Option{
 		// Server and Client first: they replace the objects every later option configures.
-		// Wait: Stop lets in-flight requests finish. The transport answers every request of a
-		// connection, which go-micro's own does not (internal/httptransport).
-		micro.Server(server.NewServer(server.Wait(nil), server.Transport(httptransport.NewServerTransport()))),
+		// Both speak gRPC (internal/grpctransport says why).
+		micro.Server(grpctransport.NewServer()),
 		micro.Client(newClient()),
 		micro.Context(runCtx),
 		micro.HandleSignal(false), // the caller's context decides when to stop
@@ -154,12 +154,13 @@ func newService(name string, d Deps, db *store.DB) *Service {
 		micro.RegisterInterval(10 * time.Second),
 	}
 	// The handler chain, outermost first: tracing (so that every refusal below is traced too),
-	// the drain at shutdown, the bound on metadata, the rate limit, authentication, then
-	// injected faults.
+	// the drain at shutdown, the caller's deadline, the bound on metadata, the rate limit,
+	// authentication, then injected faults.
 	opts = append(opts, tracingOptions(name, d)...)
 	opts = append(opts,
 		micro.WrapHandler(s.inflight.handlerWrapper),
 		micro.WrapSubscriber(s.inflight.subscriberWrapper),
+		micro.WrapHandler(guard.Deadline(name)),
 		micro.WrapHandler(guard.LimitMetadata(name, guard.MaxMetadataBytes)),
 		micro.WrapHandler(d.Guard.HandlerWrappers(name)...),
 		micro.WrapClient(guard.ClientWrapper(d.Guard.Token)), // calls to the other service carry the token
@@ -181,6 +182,9 @@ func tracingOptions(name string, d Deps) []micro.Option {
 		tp := otelplugin.WithTraceProvider(d.Telemetry.TracerProvider)
 		return []micro.Option{
 			micro.WrapClient(otelplugin.NewClientWrapper(tp)),
+			// The plugin reads the caller's trace context from the context's metadata, where
+			// go-micro's own server puts the caller's headers and ours does not.
+			micro.WrapHandler(callerMetadataInContext),
 			micro.WrapHandler(otelplugin.NewHandlerWrapper(tp)),
 			micro.WrapSubscriber(otelplugin.NewSubscriberWrapper(tp)),
 		}
@@ -196,6 +200,14 @@ func tracingOptions(name string, d Deps) []micro.Option {
 		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
 		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),
 		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)),
+	}
+}
+
+// callerMetadataInContext puts the caller's metadata into the handler's context, as go-micro's
+// rpc server does, for wrappers that look for it there.
+func callerMetadataInContext(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		return next(metadata.NewContext(ctx, metadata.Metadata(req.Header())), req, rsp)
 	}
 }
 
@@ -246,13 +258,9 @@ func NewUntracedClient(reg registry.Registry) client.Client {
 	return newClient(client.Registry(reg))
 }
 
-// newClient speaks protobuf: go-micro's default JSON codec encodes well-known types such as
-// Timestamp in a form its own decoder rejects. It refuses to send metadata net/http would
-// reject (guard.CheckOutgoingMetadata). It fails over from a dead or restarted instance
-// to another (internal/failover), and has a selector of its own: by default every client
-// shares go-micro's global one, and setting a registry on one would change it for all.
+// newClient speaks gRPC (internal/grpctransport). It fails over from a dead or restarted
+// instance to another (internal/failover), and has a selector of its own: by default every
+// client shares go-micro's global one, and setting a registry on one would change it for all.
 func newClient(opts ...client.Option) client.Client {
-	base := append([]client.Option{client.ContentType("application/protobuf"), client.WrapCall(guard.CheckOutgoingMetadata)},
-		failover.New(failoverCooldown).ClientOptions()...)
-	return client.NewClient(append(base, opts...)...)
+	return grpctransport.NewClient(append(failover.New(failoverCooldown).ClientOptions(), opts...)...)
 }

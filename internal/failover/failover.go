@@ -4,10 +4,10 @@
 // instance could serve it. Here such transport failures are retried at once, and the failed
 // node is left out of the next picks for a while, so the retry lands on another instance.
 //
-// What is retried: go-micro's own timeouts (as before), connection errors (nothing was sent),
-// and failures of the connection itself ("go.micro.client.transport"). The last may hide a
-// request that reached the handler before its connection died, so a write can, rarely, run
-// twice: a CreateUser or CreateOrder with an idempotency key is then answered as the first time
+// What is retried: go-micro's own timeouts (as before), and gRPC's Unavailable, which go-micro's
+// gRPC client reports as a 503 of its own ("go.micro.client"): the connection could not be made
+// (nothing was sent), or it failed under the call. The last may hide a request that reached the
+// handler before its connection died, so a write can, rarely, run twice: a CreateUser or CreateOrder with an idempotency key is then answered as the first time
 // (keyless, CreateUser answers 409 and CreateOrder stores a second order), and the event
 // consumer deduplicates.
 // Errors from a handler, whatever their code, are never retried.
@@ -16,7 +16,7 @@ package failover
 import (
 	"context"
 	"math/rand/v2"
-	"strings"
+	"net/http"
 	"sync"
 	"time"
 
@@ -64,16 +64,8 @@ func transient(err error) bool {
 	if err == nil {
 		return false
 	}
-	e := merrors.Parse(err.Error())
-	switch {
-	case e.Code == 408:
-		return true
-	case e.Id == "go.micro.client.transport":
-		return true
-	case e.Id == "go.micro.client" && strings.HasPrefix(e.Detail, "connection error"):
-		return true
-	}
-	return false
+	e := merrors.FromError(err)
+	return e.Code == http.StatusRequestTimeout || (e.Id == "go.micro.client" && e.Code == http.StatusServiceUnavailable)
 }
 
 // Backoff tries twice at once (another node, or a fresh connection), then waits 10ms doubling
@@ -90,13 +82,24 @@ func Backoff(_ context.Context, _ client.Request, attempt int) (time.Duration, e
 func (f *Failover) callWrapper(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 		err := next(ctx, node, req, rsp, opts)
-		if transient(err) && merrors.Parse(err.Error()).Code != 408 {
-			f.mu.Lock()
-			f.failed[node.Id] = time.Now().Add(f.cooldown)
-			f.mu.Unlock()
+		if transient(err) && merrors.FromError(err).Code != http.StatusRequestTimeout {
+			f.markFailed(node.Id, time.Now())
 		}
 		return err
 	}
+}
+
+// markFailed avoids node id for the cooldown. Nodes whose cooldown has passed are forgotten
+// here too: a node that left the registry is never picked, so never looked up again.
+func (f *Failover) markFailed(id string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n, until := range f.failed {
+		if now.After(until) {
+			delete(f.failed, n)
+		}
+	}
+	f.failed[id] = now.Add(f.cooldown)
 }
 
 // avoided reports whether the node failed within its cooldown.

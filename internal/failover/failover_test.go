@@ -15,6 +15,7 @@ import (
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/failover"
+	"github.com/go-micro-otel/reference/internal/grpctransport"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
@@ -35,7 +36,7 @@ func startEcho(t *testing.T) (registry.Registry, *Echo) {
 	t.Helper()
 	reg := registry.NewMemoryRegistry()
 	h := &Echo{}
-	srv := server.NewServer(server.Name("echo"), server.Address("127.0.0.1:0"), server.Registry(reg))
+	srv := grpctransport.NewServer(server.Name("echo"), server.Address("127.0.0.1:0"), server.Registry(reg))
 	if err := srv.Handle(srv.NewHandler(h)); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func call(c client.Client, id int64) error {
 
 func TestGoMicroAloneFailsCallsThatPickADeadNode(t *testing.T) {
 	reg, _ := startEcho(t)
-	c := client.NewClient(client.Registry(reg), client.ContentType("application/protobuf"), client.PoolSize(0))
+	c := grpctransport.NewClient(client.Registry(reg), client.PoolSize(0))
 	failed := 0
 	for i := range 50 {
 		if call(c, int64(i)) != nil {
@@ -98,9 +99,9 @@ func TestCallsFailOverToTheLiveNodeAndAvoidTheDeadOne(t *testing.T) {
 	var dead atomic.Int64
 	// The failover options first: they replace the selector, which client.Registry configures.
 	opts := append(failover.New(time.Minute).ClientOptions(),
-		client.Registry(reg), client.ContentType("application/protobuf"), deadAttempts(&dead),
+		client.Registry(reg), deadAttempts(&dead),
 		client.PoolSize(0)) // an idle pooled connection would hold up the server's Stop
-	c := client.NewClient(opts...)
+	c := grpctransport.NewClient(opts...)
 	for i := range 50 {
 		if err := call(c, int64(i)); err != nil {
 			t.Fatalf("call %d: %v", i, err)
@@ -119,8 +120,7 @@ func TestAHandlerErrorIsNeverRetried(t *testing.T) {
 	if err := reg.Deregister(&registry.Service{Name: "echo", Nodes: []*registry.Node{{Id: "dead"}}}); err != nil {
 		t.Fatal(err)
 	}
-	c := client.NewClient(append(failover.New(time.Minute).ClientOptions(),
-		client.Registry(reg), client.ContentType("application/protobuf"))...)
+	c := grpctransport.NewClient(append(failover.New(time.Minute).ClientOptions(), client.Registry(reg))...)
 	err := call(c, -1)
 	if me := merrors.Parse(fmt.Sprint(err)); me.Code != 500 || me.Id != "echo" {
 		t.Fatalf("got %v, want the handler's 500", err)
@@ -136,10 +136,12 @@ func TestRetryClassifiesErrors(t *testing.T) {
 		want bool
 	}{
 		{merrors.Timeout("go.micro.client", "context deadline exceeded"), true},
-		{merrors.InternalServerError("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused"), true},
-		{merrors.InternalServerError("go.micro.client.transport", "write: broken pipe"), true},
+		// gRPC's Unavailable, as go-micro's gRPC client reports it.
+		{merrors.New("go.micro.client", `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`, 503), true},
+		{merrors.New("go.micro.client", "error reading from server: EOF", 503), true},
 		{merrors.InternalServerError("go.micro.client", "service echo: not found"), false},
 		{merrors.InternalServerError("user.service", "internal error"), false},
+		{merrors.New("user.service", "shutting down", 503), false},
 		{merrors.BadRequest("user.service", "name is required"), false},
 		{merrors.Conflict("user.service", "email is taken"), false},
 		{errors.New("not a go-micro error"), false},

@@ -13,6 +13,7 @@ package guard
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,7 +23,6 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
-	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
@@ -73,12 +73,9 @@ func (c Config) HandlerWrappers(service string) []server.HandlerWrapper {
 // trace context and a bearer token.
 const MaxMetadataBytes = 16 << 10
 
-// LimitMetadata refuses requests whose metadata exceed max bytes, with a 431. net/http bounds
-// headers (1 MiB) only on a connection's first request; go-micro reads later ones unbounded, and
-// its client forwards all of a request's metadata on every call the handler makes. Metadata over
-// 1 MiB forwarded on a new connection is refused by net/http with a status go-micro's HTTP
-// transport client drops: the call looks like a success with an empty answer. Refusing large
-// metadata on arrival means it is never forwarded.
+// LimitMetadata refuses requests whose metadata exceed max bytes, with a 431. go-micro's client
+// forwards a request's metadata on every call its handler makes; refusing large metadata on
+// arrival means none is ever forwarded, whatever the transport.
 func LimitMetadata(service string, max int) server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
@@ -95,24 +92,32 @@ func LimitMetadata(service string, max int) server.HandlerWrapper {
 	}
 }
 
-// CheckOutgoingMetadata refuses, with a 400 and before anything is sent, a call whose metadata
-// holds a control character, which net/http rejects: go-micro's HTTP transport client reports
-// such a rejection as a success with an empty answer. (Oversized metadata is the receiving
-// service's to refuse, see LimitMetadata.) The detail names the key, never the value.
-func CheckOutgoingMetadata(next client.CallFunc) client.CallFunc {
-	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-		md, _ := metadata.FromContext(ctx)
-		for k, v := range md {
-			if strings.IndexFunc(k, isControl) >= 0 || strings.IndexFunc(v, isControl) >= 0 {
-				return merrors.BadRequest("go.micro.client", "request metadata %q holds a control character", k)
+// Deadline answers 408 for a request whose caller's deadline passed, or who cancelled it,
+// before or while it was handled: the handler's failure then comes from the caller's choice,
+// not from the server. A 4xx the handler gave stands.
+func Deadline(service string) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			if ctx.Err() != nil {
+				return expired(service, ctx.Err())
 			}
+			err := next(ctx, req, rsp)
+			if err != nil && ctx.Err() != nil {
+				if e := merrors.FromError(err); e.Code < 400 || e.Code >= 500 {
+					return expired(service, ctx.Err())
+				}
+			}
+			return err
 		}
-		return next(ctx, node, req, rsp, opts)
 	}
 }
 
-// isControl matches what net/http refuses in a header: control characters other than tab.
-func isControl(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) }
+func expired(service string, cause error) error {
+	if errors.Is(cause, context.Canceled) {
+		return merrors.Timeout(service, "the caller cancelled the request")
+	}
+	return merrors.Timeout(service, "the caller's deadline passed")
+}
 
 // RateLimit refuses requests beyond what limiter allows, with a 429, without waiting.
 func RateLimit(service string, limiter *rate.Limiter) server.HandlerWrapper {

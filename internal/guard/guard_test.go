@@ -8,7 +8,6 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
-	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -155,22 +154,50 @@ func TestClientWrapperSendsTheToken(t *testing.T) {
 	}
 }
 
-func TestOutgoingMetadataWithAControlCharacterIsNeverSent(t *testing.T) {
-	sent := 0
-	call := CheckOutgoingMetadata(func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
-		sent++
-		return nil
-	})
-	for _, md := range []metadata.Metadata{{"X-Note": "a\x7fb"}, {"X-Note": "line\r\nInjected: yes"}, {"X-\x00": "v"}} {
-		err := call(metadata.NewContext(context.Background(), md), &registry.Node{}, nil, nil, client.CallOptions{})
-		if e := merrors.FromError(err); e.Code != 400 || strings.Contains(e.Detail, "Injected") {
-			t.Errorf("%q: got %v, want a 400 that does not repeat the value", md, err)
-		}
+func TestDeadlineAnswers408ForTheCallersDeadline(t *testing.T) {
+	expired, cancel := context.WithTimeout(context.Background(), -1)
+	defer cancel()
+	gone, leave := context.WithCancel(context.Background())
+	leave()
+	live := context.Background()
+	failing := func(err error) server.HandlerFunc {
+		return func(context.Context, server.Request, interface{}) error { return err }
 	}
-	if err := call(metadata.NewContext(context.Background(), metadata.Metadata{"Baggage": "demo.session=a\tb"}), &registry.Node{}, nil, nil, client.CallOptions{}); err != nil {
-		t.Errorf("a tab, which HTTP allows, was refused: %v", err)
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		handler server.HandlerFunc
+		code    int32
+		detail  string
+		ran     bool
+	}{
+		{"deadline passed before the handler", expired, failing(nil), 408, "the caller's deadline passed", false},
+		{"caller gone before the handler", gone, failing(nil), 408, "the caller cancelled the request", false},
+		{"a 4xx stands", live, failing(merrors.BadRequest("user.service", "name is required")), 400, "name is required", true},
+		{"a server failure with the caller still there stands", live, failing(merrors.InternalServerError("user.service", "create user failed")), 500, "create user failed", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ran := false
+			h := Deadline("user.service")(func(ctx context.Context, req server.Request, rsp interface{}) error {
+				ran = true
+				return tc.handler(ctx, req, rsp)
+			})
+			err := h(tc.ctx, request(nil), nil)
+			if ran != tc.ran {
+				t.Errorf("handler ran: %v, want %v", ran, tc.ran)
+			}
+			if e := merrors.FromError(err); e.Code != tc.code || e.Detail != tc.detail {
+				t.Errorf("got %v, want %d %q", err, tc.code, tc.detail)
+			}
+		})
 	}
-	if sent != 1 {
-		t.Errorf("%d calls went out, want only the clean one", sent)
+	// A handler that fails because the caller's deadline passed while it ran: a 408, not its 500.
+	ctx, cancel2 := context.WithCancel(context.Background())
+	err := Deadline("user.service")(func(context.Context, server.Request, interface{}) error {
+		cancel2()
+		return merrors.InternalServerError("user.service", "create user failed")
+	})(ctx, request(nil), nil)
+	if e := merrors.FromError(err); e.Code != 408 {
+		t.Errorf("handler failing after the caller left: got %v, want 408", err)
 	}
 }

@@ -70,8 +70,8 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 	if err != nil && state.v.CompareAndSwap(callPending, callClosed) {
 		// No node was tried (service not found, deadline already passed): without this span
 		// the failure would be invisible in the trace.
-		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
-		_, span := t.cfg.tracer.Start(ctx, m.name, kindClient, trace.WithTimestamp(start), m.attrs)
+		m := t.methods.lookup(req.Endpoint(), req.Body())
+		_, span := t.cfg.tracer.Start(ctx, m.name, kindClient, trace.WithTimestamp(start), m.attrs, m.original)
 		if n := state.candidateCount(); n > 0 && span.IsRecording() {
 			span.SetAttributes(candidates.Int(n))
 		}
@@ -111,8 +111,8 @@ func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 			return next(ctx, node, req, rsp, opts)
 		}
 		start := time.Now()
-		m := t.methods.lookup(req.Service(), req.Endpoint(), req.Body())
-		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, t.nodes.get(node.Address, serverAddress))
+		m := t.methods.lookup(req.Endpoint(), req.Body())
+		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, m.original, t.nodes.get(node.Address, serverAddress))
 		if span.IsRecording() {
 			if n := state.candidateCount(); n > 0 {
 				span.SetAttributes(nodeID.String(node.Id), candidates.Int(n))

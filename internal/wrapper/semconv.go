@@ -3,6 +3,7 @@ package wrapper
 import (
 	"errors"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +32,19 @@ type method struct {
 	name    string                // span name and rpc.method: "user.User/CreateUser"
 	attrs   trace.SpanStartOption // rpc.system.name and rpc.method
 	metrics measured              // the same, for the duration metrics
+	// original is the endpoint the caller named, for a method the wrapper does not recognise.
+	original trace.SpanStartOption
 }
 
-type methodKey struct{ service, endpoint string }
+// A method is recognised by its request: a protobuf message names the package the method
+// belongs to. Keys are the endpoint and the request's type, both fixed by the code that
+// registered or calls the method; a request that is not a protobuf message (a raw frame, or a
+// request refused before it was decoded) is described as _OTHER and never cached, so callers
+// cannot grow the cache with endpoints of their own making.
+type methodKey struct {
+	endpoint string
+	body     reflect.Type
+}
 
 // methods caches method descriptions so the hot path neither formats strings nor allocates
 // attribute slices.
@@ -42,17 +53,36 @@ type methods struct {
 	m  map[methodKey]*method
 }
 
-func (ms *methods) lookup(service, endpoint string, body any) *method {
-	key := methodKey{service, endpoint}
+// otherMethod describes every method the wrapper does not recognise, as the conventions ask:
+// rpc.method is _OTHER and the span is named after the RPC system.
+var otherMethod = func() method {
+	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod("_OTHER")}
+	return method{name: rpcSystem.Value.AsString(), attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
+}()
+
+// maxOriginal bounds the rpc.method_original a caller can put on a span.
+const maxOriginal = 128
+
+func (ms *methods) lookup(endpoint string, body any) *method {
+	pm, ok := body.(proto.Message)
+	if !ok || pm == nil {
+		m := otherMethod
+		if len(endpoint) > maxOriginal {
+			endpoint = endpoint[:maxOriginal]
+		}
+		m.original = trace.WithAttributes(semconv.RPCMethodOriginal(strings.ToValidUTF8(endpoint, "?")))
+		return &m
+	}
+	key := methodKey{endpoint, reflect.TypeOf(body)}
 	ms.mu.RLock()
 	m, ok := ms.m[key]
 	ms.mu.RUnlock()
 	if ok {
 		return m
 	}
-	name := rpcMethod(endpoint, body)
+	name := rpcMethod(endpoint, pm)
 	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}
-	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
+	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...), original: noOption}
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -61,6 +91,10 @@ func (ms *methods) lookup(service, endpoint string, body any) *method {
 	ms.mu.Unlock()
 	return m
 }
+
+// noOption is a start option that changes nothing, so that a recognised method's spans start
+// with the same options as others.
+var noOption = trace.WithAttributes()
 
 // cache keeps what is derived from a string (a node address, a topic), so that the hot path
 // neither parses nor allocates. Keys come from the registry and the code, but a long-running
@@ -91,15 +125,13 @@ func (c *cache[V]) get(key string, build func(string) V) V {
 
 // rpcMethod turns a go-micro endpoint ("User.CreateUser") into the fully qualified method of
 // the conventions ("user.User/CreateUser"), taking the package from the proto request type.
-func rpcMethod(endpoint string, body any) string {
+func rpcMethod(endpoint string, body proto.Message) string {
 	svc, fn, ok := strings.Cut(endpoint, ".")
 	if !ok {
 		return endpoint
 	}
-	if m, ok := body.(proto.Message); ok {
-		if pkg := m.ProtoReflect().Descriptor().ParentFile().Package(); pkg != "" {
-			return string(pkg) + "." + svc + "/" + fn
-		}
+	if pkg := body.ProtoReflect().Descriptor().ParentFile().Package(); pkg != "" {
+		return string(pkg) + "." + svc + "/" + fn
 	}
 	return svc + "/" + fn
 }

@@ -22,14 +22,13 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			// The request's own header map holds the trace context: no copy of the metadata.
 			start := time.Now()
-			m := ms.lookup(req.Service(), req.Endpoint(), req.Body())
-			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, req.Header()), m.name, kindServer, m.attrs)
+			header := req.Header()
+			m := ms.lookup(req.Endpoint(), req.Body())
+			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, header), m.name, kindServer, m.attrs, m.original)
 			if span.IsRecording() {
-				// Only the context's metadata has the addresses ("Local", "Remote"), and reading
-				// it copies the map: unsampled requests skip that.
-				md, _ := metadata.FromContext(ctx)
-				span.SetAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, md["Local"])...)
-				span.SetAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, md["Remote"])...)
+				local, remote := addresses(ctx, header)
+				span.SetAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, local)...)
+				span.SetAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, remote)...)
 			}
 			defer endOnPanic(span)
 			err := next(ctx, req, rsp)
@@ -37,6 +36,18 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 			return err
 		}
 	}
+}
+
+// addresses are the two ends of a request's connection, "Local" and "Remote": in the request's
+// header where the server puts them there (gRPC), else in the context's metadata (go-micro's
+// rpc server), whose reading copies the map: only recorded spans get here.
+func addresses(ctx context.Context, header map[string]string) (local, remote string) {
+	local, remote = header["Local"], header["Remote"]
+	if local == "" && remote == "" {
+		md, _ := metadata.FromContext(ctx)
+		local, remote = md["Local"], md["Remote"]
+	}
+	return local, remote
 }
 
 // NewSubscriberWrapper traces every processed message as a CONSUMER span linked to the span

@@ -3,6 +3,8 @@ package wrapper
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	merrors "go-micro.dev/v4/errors"
@@ -114,11 +116,42 @@ func TestHandlerPanicEndsSpanAndPanicsOn(t *testing.T) {
 	_ = h(inbound(), fakeRequest("User.GetUser", nil, nil), nil)
 }
 
-func TestMethodNameWithoutProtoBody(t *testing.T) {
-	if got := rpcMethod("Greeter.Hello", struct{}{}); got != "Greeter/Hello" {
-		t.Errorf("rpcMethod = %q", got)
+func TestUnrecognisedMethodIsOther(t *testing.T) {
+	opts, rec, _ := recorded()
+	h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error {
+		return merrors.NotFound("user.service", "unknown method")
+	})
+	long := "Evil." + strings.Repeat("x", 1000)
+	for _, endpoint := range []string{"Greeter.Hello", "odd", long} {
+		_ = h(inbound(), fakeRequest(endpoint, nil, inboundHeader()), nil)
 	}
-	if got := rpcMethod("odd", nil); got != "odd" {
+	spans := rec.Ended()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want 3", len(spans))
+	}
+	for i, want := range []string{"Greeter.Hello", "odd", long[:maxOriginal]} {
+		if spans[i].Name() != "go_micro" {
+			t.Errorf("span %q, want go_micro", spans[i].Name())
+		}
+		checkAttrs(t, spans[i], map[attribute.Key]string{"rpc.method": "_OTHER", "rpc.method_original": want,
+			"rpc.response.status_code": "404"})
+	}
+}
+
+// Callers choose endpoints; only methods the server recognises, by their request's type, are
+// remembered, so callers cannot grow what the wrapper keeps.
+func TestMethodCacheHoldsOnlyRecognisedMethods(t *testing.T) {
+	var ms methods
+	for i := range 10_000 {
+		ms.lookup(fmt.Sprintf("User.M%d", i), nil)
+		ms.lookup(fmt.Sprintf("User.M%d", i), []byte("not a protobuf message"))
+	}
+	ms.lookup("User.GetUser", &userpb.GetUserRequest{})
+	ms.lookup("User.GetUser", &userpb.GetUserRequest{})
+	if len(ms.m) != 1 {
+		t.Errorf("%d methods cached, want 1", len(ms.m))
+	}
+	if got := rpcMethod("odd", &userpb.GetUserRequest{}); got != "odd" {
 		t.Errorf("rpcMethod = %q", got)
 	}
 }
