@@ -165,7 +165,7 @@ func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 		t.Error("native/stack.sh does not start the services with `stack.sh env`")
 	}
 	for file, uses := range map[string][]string{
-		"../Makefile":        {"env $$($(NATIVE) env) run/bin/user-client"},
+		"../Makefile":         {"env $$($(NATIVE) env) run/bin/user-client"},
 		"../scripts/bench.sh": {"env $($stack env) $(mode_env \"$mode\")", "env $($stack env) run/bin/loadgen"},
 	} {
 		for _, use := range uses {
