@@ -17,7 +17,7 @@ STACK_LOCAL_ENV ?= deploy/.env
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env $(if $(wildcard $(STACK_LOCAL_ENV)),--env-file $(STACK_LOCAL_ENV))
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke compose-smoke
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench: native-tools ## What tracing costs, four modes side by side under load (~
 
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	scripts/bench.sh --smoke
+
+compose-smoke: native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
+	deploy/compose-smoke/smoke.sh
 
 # --no-recreate: a running stack keeps the settings it started with, as the native one does.
 up: ## Start what is not running and wait until every part is healthy.

@@ -349,6 +349,25 @@ func TestComposeWithoutTheEnvFileSaysWhatIsMissing(t *testing.T) {
 	}
 }
 
+// Neither stack starts Consul and NATS with an empty token: compose refuses to load, the native
+// stack to start.
+func TestStacksRefuseEmptyServerTokens(t *testing.T) {
+	for _, name := range []string{"CONSUL_HTTP_TOKEN", "NATS_TOKEN"} {
+		t.Run(name, func(t *testing.T) {
+			inShell(t, map[string]string{name: ""})
+			if _, err := loadLikeCLI(subcommand(t, makeCompose(t, "up"), "up")); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("compose loaded with %s empty: %v", name, err)
+			}
+			cmd := exec.Command("bash", "native/stack.sh", "up")
+			cmd.Env = append(os.Environ(), "STACK_RUN_DIR="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), name+" is empty") {
+				t.Errorf("native/stack.sh up with %s empty: %v\n%s", name, err, out)
+			}
+		})
+	}
+}
+
 // `make up` waits, through --wait, for every part it starts to pass its health check: the
 // servers', the collector's through a probe the image adds, and the services', which pass once
 // registered in Consul. `make demo` runs the client without touching the running stack.
