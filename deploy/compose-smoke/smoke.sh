@@ -9,7 +9,7 @@
 #   - the demo passes from a user-client container;
 #   - a client without the stack's AUTH_TOKEN gets 401 from both services;
 #   - the containers got the shell's settings (AUTH_TOKEN, RATE_LIMIT_RPS, SPAN_BAGGAGE_KEYS set
-#     empty, TAIL_SAMPLING_PERCENT) and no switch that was not set;
+#     empty) and no switch that was not set;
 #   - a second `up` recreates nothing and keeps the settings.
 # Prometheus (the Monitor tab) is left out: its native build is optional.
 #
@@ -39,7 +39,9 @@ if ! docker info >/dev/null 2>&1; then
 	command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (Debian: apt-get install docker.io)"
 	say "starting a private dockerd (its log: run/compose-smoke/dockerd.log)"
 	export DOCKER_HOST=unix://$work/docker.sock
-	dockerd --data-root "$work/docker" --exec-root "$work/exec" --host "$DOCKER_HOST" \
+	# No default bridge: compose makes a network of its own and removes it on down, so nothing
+	# of this daemon outlives it.
+	dockerd --data-root "$work/docker" --exec-root "$work/exec" --host "$DOCKER_HOST" --bridge none \
 		--pidfile "$work/dockerd.pid" >"$work/dockerd.log" 2>&1 &
 	own_daemon=$!
 	for _ in $(seq 1 120); do
@@ -55,7 +57,7 @@ fi
 
 # The compose CLI.
 if ! docker compose version >/dev/null 2>&1; then
-	version=$(awk '$1 == "github.com/docker/compose/v2" { print $2 }' "$here/cli/go.mod")
+	version=$(awk '{ for (i = 1; i < NF; i++) if ($i == "github.com/docker/compose/v2") { print $(i + 1); exit } }' "$here/cli/go.mod")
 	hash=$( (cat "$here/cli"/*; go env GOVERSION) | sha256sum | cut -c1-12)
 	plugins=$cache/compose-$version-$hash
 	if [ ! -x "$plugins/cli-plugins/docker-compose" ]; then
@@ -116,7 +118,11 @@ COPY rootfs/ /
 ENV PATH=/bin
 ENTRYPOINT ["$entrypoint"]
 DOCKERFILE
-	DOCKER_BUILDKIT=0 docker build -q -t "$name" "$ctx" >/dev/null
+	# BuildKit needs the buildx plugin; the classic builder does FROM scratch alone.
+	DOCKER_BUILDKIT=0 docker build -q -t "$name" "$ctx" >"$ctx/build.log" 2>&1 || {
+		cat "$ctx/build.log" >&2
+		fail "building $name failed"
+	}
 	rm -rf "$ctx"
 }
 
@@ -138,8 +144,9 @@ for svc in user-service order-service user-client; do
 done
 
 # The shell's settings, as a user would give them.
-export AUTH_TOKEN=smoke-token RATE_LIMIT_RPS=500 SPAN_BAGGAGE_KEYS= TAIL_SAMPLING_PERCENT=50
-unset FAULT_DELAY FAULT_ERROR_RATE DATABASE_URL SAMPLING_RULES MICRO_TRACING OTEL_LOGS_EXPORTER
+# (TAIL_SAMPLING_PERCENT stays unset: below 100 the demo's trace could be dropped.)
+export AUTH_TOKEN=smoke-token RATE_LIMIT_RPS=500 SPAN_BAGGAGE_KEYS=
+unset FAULT_DELAY FAULT_ERROR_RATE DATABASE_URL SAMPLING_RULES MICRO_TRACING OTEL_LOGS_EXPORTER TAIL_SAMPLING_PERCENT
 
 services=(consul nats jaeger otel-collector user-service order-service)
 say "docker compose up --wait (what make up runs, without prometheus and with images built here)"
@@ -169,7 +176,7 @@ for svc in user-service order-service; do
 		! grep -q "^$unset=" <<<"$env" || fail "$svc got $unset, which was not set"
 	done
 done
-grep -qxF TAIL_SAMPLING_PERCENT=50 <<<"$(envof otel-collector)" || fail "the collector lacks TAIL_SAMPLING_PERCENT=50"
+grep -qxF TAIL_SAMPLING_PERCENT=100 <<<"$(envof otel-collector)" || fail "the collector lacks TAIL_SAMPLING_PERCENT=100"
 
 say "make demo: user-client in a container"
 compose run --rm --no-deps user-client -trace-tree >"$work/demo.txt" || {
@@ -187,8 +194,9 @@ jq -e 'select(.name == "create user") | .code == 401' "$work/anonymous.jsonl" >/
 
 say "a second up with other settings changes nothing"
 before=$(compose ps -q | sort)
-AUTH_TOKEN=other TAIL_SAMPLING_PERCENT=100 compose up -d --no-build --wait --no-recreate "${services[@]}"
+AUTH_TOKEN=other TAIL_SAMPLING_PERCENT=0 compose up -d --no-build --wait --no-recreate "${services[@]}"
 [ "$(compose ps -q | sort)" = "$before" ] || fail "the second up recreated containers"
 grep -qxF AUTH_TOKEN=smoke-token <<<"$(envof user-service)" || fail "the second up changed user-service's AUTH_TOKEN"
+grep -qxF TAIL_SAMPLING_PERCENT=100 <<<"$(envof otel-collector)" || fail "the second up changed the collector's TAIL_SAMPLING_PERCENT"
 
 say "compose-smoke passed"
