@@ -280,6 +280,49 @@ func TestShellSettingsReachEveryContainer(t *testing.T) {
 	}
 }
 
+// Every variable of the README's Configuration table and of stack.env reaches the compose
+// services, except those each stack sets for itself and PPROF_ADDR, which the README says compose
+// does not pass; TAIL_SAMPLING_PERCENT reaches the collector.
+func TestComposePassesTheREADMEsVariables(t *testing.T) {
+	p := loadCompose(t)
+	readme := read(t, "../README.md")
+	table := readme[strings.Index(readme, "| variable | default | meaning |"):]
+	table = table[:strings.Index(table, "\n\n")]
+	names := slices.Collect(maps.Keys(parseEnvFile(t, "stack.env")))
+	for _, row := range strings.Split(table, "\n")[2:] {
+		cell := strings.Split(row, "|")[1]
+		for _, m := range regexp.MustCompile("`([A-Z0-9_]+)`").FindAllStringSubmatch(cell, -1) {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("found only %v in the README's Configuration table", names)
+	}
+	decl := serviceEnvDecl(t)
+	for _, name := range names {
+		switch name {
+		case "MICRO_SERVER_ADDRESS", "DATA_DIR": // per service
+			for _, svc := range []string{"user-service", "order-service"} {
+				if _, ok := received(p.Services[svc])[name]; !ok {
+					t.Errorf("compose %s does not set %s", svc, name)
+				}
+			}
+		case "TAIL_SAMPLING_PERCENT":
+			if _, ok := p.Services["otel-collector"].Environment[name]; !ok {
+				t.Errorf("compose does not pass %s to the collector", name)
+			}
+		case "PPROF_ADDR":
+			if _, ok := decl[name]; ok || !strings.Contains(readme, "`PPROF_ADDR` is not passed") {
+				t.Errorf("PPROF_ADDR: compose passes it %v, the README says it does not", ok)
+			}
+		default:
+			if _, ok := decl[name]; !ok {
+				t.Errorf("README's %s is not in x-service-env: it never reaches the compose services", name)
+			}
+		}
+	}
+}
+
 // composeConfigAgrees asks the real docker compose CLI, where it is installed, what each
 // container gets, and compares it with the loader's answer.
 func composeConfigAgrees(t *testing.T, p *types.Project, c composeCmd) {

@@ -39,9 +39,11 @@ if ! docker info >/dev/null 2>&1; then
 	command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (Debian: apt-get install docker.io)"
 	say "starting a private dockerd (its log: run/compose-smoke/dockerd.log)"
 	export DOCKER_HOST=unix://$work/docker.sock
-	# No default bridge: compose makes a network of its own and removes it on down, so nothing
-	# of this daemon outlives it.
+	# Nothing of this daemon outlives it: no default bridge (compose makes a network of its own
+	# and removes it on down), and no firewall rules or IP forwarding, which the stack, reached
+	# through published loopback ports and talking inside one network, does not need.
 	dockerd --data-root "$work/docker" --exec-root "$work/exec" --host "$DOCKER_HOST" --bridge none \
+		--iptables=false --ip-forward=false \
 		--pidfile "$work/dockerd.pid" >"$work/dockerd.log" 2>&1 &
 	own_daemon=$!
 	for _ in $(seq 1 120); do
