@@ -33,17 +33,39 @@ fail() {
 rm -rf "$work"
 mkdir -p "$work"
 
+own_daemon="" # the pid of the dockerd started here, if any
+compose() {
+	docker compose -p "$project" -f "$root/deploy/docker-compose.yaml" --env-file "$root/deploy/stack.env" "$@"
+}
+
+cleanup() {
+	status=$?
+	if [ $status -ne 0 ]; then
+		compose ps -a >&2 || true
+		compose logs --tail 30 >&2 || true
+	fi
+	compose --profile demo down -v --remove-orphans >/dev/null 2>&1 || true
+	if [ -n "$own_daemon" ]; then
+		kill "$own_daemon" 2>/dev/null || true
+		wait "$own_daemon" 2>/dev/null || true
+		iptables-restore <"$work/iptables.before" || true
+		sysctl -qw "net.ipv4.ip_forward=$(cat "$work/ip_forward.before")" || true
+	fi
+	exit $status
+}
+trap cleanup EXIT
+
 # The engine.
-own_daemon=""
 if ! docker info >/dev/null 2>&1; then
 	command -v dockerd >/dev/null || fail "no Docker engine answers and dockerd is not installed (Debian: apt-get install docker.io)"
 	say "starting a private dockerd (its log: run/compose-smoke/dockerd.log)"
 	export DOCKER_HOST=unix://$work/docker.sock
 	# Nothing of this daemon outlives it: no default bridge (compose makes a network of its own
-	# and removes it on down), and no firewall rules or IP forwarding, which the stack, reached
-	# through published loopback ports and talking inside one network, does not need.
+	# and removes it on down); the firewall rules and IP forwarding it sets up (its embedded DNS
+	# needs them) are put back as they were at the end.
+	iptables-save >"$work/iptables.before"
+	sysctl -n net.ipv4.ip_forward >"$work/ip_forward.before"
 	dockerd --data-root "$work/docker" --exec-root "$work/exec" --host "$DOCKER_HOST" --bridge none \
-		--iptables=false --ip-forward=false \
 		--pidfile "$work/dockerd.pid" >"$work/dockerd.log" 2>&1 &
 	own_daemon=$!
 	for _ in $(seq 1 120); do
@@ -74,20 +96,6 @@ if ! docker compose version >/dev/null 2>&1; then
 fi
 docker compose version >&2
 
-cleanup() {
-	status=$?
-	if [ $status -ne 0 ]; then
-		compose ps -a >&2 || true
-		compose logs --tail 30 >&2 || true
-	fi
-	compose --profile demo down -v --remove-orphans >/dev/null 2>&1 || true
-	if [ -n "$own_daemon" ]; then
-		kill "$own_daemon" 2>/dev/null || true
-		wait "$own_daemon" 2>/dev/null || true
-	fi
-	exit $status
-}
-trap cleanup EXIT
 
 # The stand-in images.
 say "building the stand-in images"
@@ -128,10 +136,7 @@ DOCKERFILE
 	rm -rf "$ctx"
 }
 
-# Each image under the name the compose file gives it (`docker compose config --images`).
-compose() {
-	docker compose -p "$project" -f "$root/deploy/docker-compose.yaml" --env-file "$root/deploy/stack.env" "$@"
-}
+# Each image under the name the compose file gives it.
 image_of() { compose --profile demo config --format json | jq -r --arg s "$1" '.services[$s].image'; }
 
 (cd "$root" && CGO_ENABLED=0 go build -o "$work/bin/" ./cmd/user-service ./cmd/order-service ./cmd/user-client)
