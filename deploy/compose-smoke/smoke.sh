@@ -50,6 +50,7 @@ cleanup() {
 		wait "$own_daemon" 2>/dev/null || true
 		iptables-restore <"$work/iptables.before" || true
 		sysctl -qw "net.ipv4.ip_forward=$(cat "$work/ip_forward.before")" || true
+		rm -rf "$work/docker" "$work/exec" # its images and containers: rebuilt every run
 	fi
 	exit $status
 }
