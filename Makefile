@@ -11,10 +11,13 @@ CMDS := user-service order-service user-client
 # The stack runs under docker compose when a Docker engine answers, as local processes
 # otherwise (deploy/native); STACK=native or STACK=compose chooses.
 STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && echo compose || echo native)
-COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
+# Settings: the shell's, over deploy/.env's (yours, optional), over deploy/stack.env's, in both
+# stacks; STACK_LOCAL_ENV names another file than deploy/.env (native/stack.sh reads it too).
+STACK_LOCAL_ENV ?= deploy/.env
+COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env $(if $(wildcard $(STACK_LOCAL_ENV)),--env-file $(STACK_LOCAL_ENV))
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke compose-smoke
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,9 +67,13 @@ bench: native-tools ## What tracing costs, four modes side by side under load (~
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	scripts/bench.sh --smoke
 
-up: ## Start the stack and wait until every part is healthy.
+compose-smoke: native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
+	deploy/compose-smoke/smoke.sh
+
+# --no-recreate: a running stack keeps the settings it started with, as the native one does.
+up: ## Start what is not running and wait until every part is healthy.
 ifeq ($(STACK),compose)
-	$(COMPOSE) up -d --build --wait
+	$(COMPOSE) up -d --build --wait --no-recreate
 else
 	$(NATIVE) up
 endif
@@ -94,7 +101,7 @@ endif
 
 demo: up ## Run the client scenario, print each call's trace, then the create-user trace from Jaeger.
 ifeq ($(STACK),compose)
-	$(COMPOSE) run --rm --build user-client -trace-tree
+	$(COMPOSE) run --rm --build --no-deps user-client -trace-tree
 else
 	@go build -o run/bin/ ./cmd/user-client
 	@env $$($(NATIVE) env) run/bin/user-client -trace-tree

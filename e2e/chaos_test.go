@@ -31,6 +31,7 @@ import (
 	_ "modernc.org/sqlite" // reads order.service's database
 
 	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -87,7 +88,7 @@ func TestChaos(t *testing.T) {
 
 	// The consul registry reads its ACL token from the environment, as the services do.
 	t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN"))
-	c := app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500")))
+	c := guard.ClientWrapper(stackSetting(t, "AUTH_TOKEN"))(app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))))
 	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c),
 		env: clientEnv(t)}
 	for range 20 {

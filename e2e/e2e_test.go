@@ -24,10 +24,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-micro/plugins/v4/registry/consul"
 	"github.com/nats-io/nats.go"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
 
+	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
 const (
@@ -49,23 +57,20 @@ func stack(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// stackSetting returns a setting of the stack: the environment's value, as stack.sh takes it,
-// or deploy/stack.env's.
+// stackSetting returns a setting of the stack as `stack.sh env` gives it to the services and
+// clients: the environment's, deploy/.env's or deploy/stack.env's.
 func stackSetting(t *testing.T, key string) string {
 	t.Helper()
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "stack.env"))
+	out, err := exec.Command(filepath.Join(root, "deploy/native/stack.sh"), "env").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("stack.sh env: %v", err)
 	}
-	for line := range strings.Lines(string(b)) {
+	for line := range strings.Lines(string(out)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
 			return v
 		}
 	}
-	t.Fatalf("%s is not in deploy/stack.env", key)
+	t.Fatalf("stack.sh env has no %s", key)
 	return ""
 }
 
@@ -118,6 +123,55 @@ func TestNativeStack(t *testing.T) {
 		if err == nil {
 			nc.Close()
 			t.Error("NATS accepted a client without the token")
+		}
+	})
+
+	t.Run("both services refuse a caller without the stack's AUTH_TOKEN", func(t *testing.T) {
+		token := stackSetting(t, "AUTH_TOKEN")
+		if token == "" {
+			t.Fatal("the stack runs without AUTH_TOKEN")
+		}
+		t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN")) // to find them
+		reg := consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))
+		for who, c := range map[string]client.Client{
+			"no token":    app.NewUntracedClient(reg),
+			"wrong token": guard.ClientWrapper(token + "x")(app.NewUntracedClient(reg)),
+		} {
+			users := userpb.NewUserService("user.service", c)
+			orders := orderpb.NewOrderService("order.service", c)
+			_, errUsers := users.ListUsers(context.Background(), &userpb.ListUsersRequest{})
+			_, errOrders := orders.ListOrders(context.Background(), &orderpb.ListOrdersRequest{UserId: 1})
+			for svc, err := range map[string]error{"user.service": errUsers, "order.service": errOrders} {
+				if code := merrors.FromError(err).Code; code != http.StatusUnauthorized {
+					t.Errorf("%s, %s: %v, want 401", who, svc, err)
+				}
+			}
+		}
+		authed := guard.ClientWrapper(token)(app.NewUntracedClient(reg))
+		if _, err := userpb.NewUserService("user.service", authed).ListUsers(context.Background(), &userpb.ListUsersRequest{}); err != nil {
+			t.Errorf("with the stack's token: %v", err)
+		}
+	})
+
+	t.Run("a service is healthy once registered, not merely listening", func(t *testing.T) {
+		check := func(name, addr string) error {
+			cmd := exec.Command(filepath.Join(root, "run", "bin", name), "healthcheck")
+			cmd.Env = append(clientEnv(t), "MICRO_SERVER_ADDRESS="+addr)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, out)
+			}
+			return nil
+		}
+		if err := check("user-service", "127.0.0.1:8081"); err != nil {
+			t.Errorf("user.service, registered: %v", err)
+		}
+		if err := check("order-service", "127.0.0.1:8082"); err != nil {
+			t.Errorf("order.service, registered: %v", err)
+		}
+		// 8082 answers, but user.service is not registered there.
+		if err := check("user-service", "127.0.0.1:8082"); err == nil {
+			t.Error("user.service's healthcheck passed for a port where only order.service is registered")
 		}
 	})
 

@@ -13,16 +13,18 @@ import (
 	"syscall"
 	"time"
 
+	"go-micro.dev/v4/registry"
+
 	"github.com/go-micro-otel/reference/internal/telemetry"
 )
 
 // Main runs one service process until SIGINT or SIGTERM: telemetry first, the service, then
 // the final flush of spans, metrics and logs. It returns the process exit code. With the argument
 // "healthcheck" it instead probes a running instance, for container health checks in images
-// that have no shell.
+// that have no shell: healthy once it accepts connections and is registered.
 func Main(name string, build func(context.Context, Deps) (*Service, error)) int {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		return healthcheck(cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"))
+		return healthcheck(name, cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,8 +79,10 @@ func servePprof(addr string, logger *slog.Logger) {
 	}
 }
 
-// healthcheck reports whether something accepts connections on the service's listen address.
-func healthcheck(listen string) int {
+// healthcheck reports whether the instance listening on listen is ready for callers: it accepts
+// connections, and the registry the environment names lists it under name with no failing
+// check. A port that answers is not enough: callers find the service through the registry.
+func healthcheck(name, listen string) int {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil || port == "0" {
 		fmt.Fprintf(os.Stderr, "healthcheck: %s=%q has no fixed port to probe\n", EnvServerAddress, listen)
@@ -93,5 +97,44 @@ func healthcheck(listen string) int {
 		return 1
 	}
 	_ = conn.Close()
+	reg, err := RegistryFromEnv()
+	if err == nil {
+		err = reg.Init(registry.Timeout(2 * time.Second))
+	}
+	if err == nil {
+		err = registeredHere(reg, name, port)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
 	return 0
+}
+
+// registeredHere succeeds when reg lists a node of service name on port at one of this host's
+// addresses: go-micro registers the address it listens on, or for 0.0.0.0 one of the host's.
+func registeredHere(reg registry.Registry, name, port string) error {
+	services, err := reg.GetService(name)
+	if err != nil {
+		return fmt.Errorf("%s in %s: %w", name, reg, err)
+	}
+	local := map[string]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("this host's addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ipnet, ok := a.(*net.IPNet); ok {
+			local[ipnet.IP.String()] = true
+		}
+	}
+	for _, s := range services {
+		for _, n := range s.Nodes {
+			host, p, err := net.SplitHostPort(n.Address)
+			if err == nil && p == port && local[host] {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s has no passing instance on this host's port %s in %s", name, port, reg)
 }
