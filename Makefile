@@ -6,6 +6,8 @@ TOOLS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck
 TOOL_PKGS := google.golang.org/protobuf/cmd/protoc-gen-go \
 	github.com/go-micro/generator/cmd/protoc-gen-micro \
 	honnef.co/go/tools/cmd/staticcheck
+# buf compiles proto/ in place of protoc; pinned in tools/buf/go.mod, a module of its own.
+BUF := $(BIN)/buf
 CMDS := user-service order-service user-client
 
 # The stack runs under docker compose when a Docker engine answers, as local processes
@@ -14,7 +16,7 @@ STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/nul
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke script-tests
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,13 +25,22 @@ build: ## Build the three commands into bin/.
 	go build -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 $(TOOLS) &: tools/go.mod tools/go.sum
+	@echo "== building protoc-gen-go, protoc-gen-micro and staticcheck into .cache/bin (once; 1-2 min)"
 	cd tools && go build -o $(BIN)/ $(TOOL_PKGS)
 
-proto: $(TOOLS) ## Regenerate the Go code of proto/ (needs protoc: apt-get install protobuf-compiler).
+$(BUF): tools/buf/go.mod tools/buf/go.sum
+	@echo "== building buf into .cache/bin (once; 3-5 min)"
+	cd tools/buf && go build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
+
+proto: $(TOOLS) $(BUF) ## Regenerate the Go code of proto/ with buf and the pinned generators.
 	scripts/proto.sh
 
-proto-check: $(TOOLS) ## Fail if the committed generated code is stale.
+proto-check: $(TOOLS) $(BUF) ## Fail if the committed generated code is stale.
 	scripts/proto-check.sh
+
+# Tests of the scripts that guard the make path: the staleness check.
+script-tests: $(TOOLS) $(BUF)
+	scripts/proto-check_test.sh
 
 lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	@unformatted=$$(gofmt -l cmd internal proto tools e2e deploy); \
@@ -38,7 +49,7 @@ lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	$(BIN)/staticcheck -tags e2e ./...
 	cd deploy && go vet ./... && $(BIN)/staticcheck ./...
 
-test: lint proto-check ## The test suite: lint, generated code, every test with the race detector.
+test: lint proto-check script-tests ## The test suite: lint, generated code, every test with the race detector.
 	go test -race -count=1 ./...
 	cd deploy && go test -count=1 ./...
 
