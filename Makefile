@@ -16,7 +16,7 @@ STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/nul
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke script-tests
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke script-tests need-postgres need-curl-jq
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,9 +38,17 @@ proto: $(TOOLS) $(BUF) ## Regenerate the Go code of proto/ with buf and the pinn
 proto-check: $(TOOLS) $(BUF) ## Fail if the committed generated code is stale.
 	scripts/proto-check.sh
 
-# Tests of the scripts that guard the make path: the staleness check.
+# What the make path needs beyond Go: found, or installed when it can be (root with apt-get).
+need-postgres:
+	@scripts/need.sh "the PostgreSQL tests" initdb postgresql '/usr/lib/postgresql/*/bin/initdb'
+need-curl-jq:
+	@scripts/need.sh "the native stack" curl curl
+	@scripts/need.sh "the native stack" jq jq
+
+# Tests of the scripts that guard the make path: the staleness check and need.sh.
 script-tests: $(TOOLS) $(BUF)
 	scripts/proto-check_test.sh
+	scripts/need_test.sh
 
 lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	@unformatted=$$(gofmt -l cmd internal proto tools e2e deploy); \
@@ -49,7 +57,7 @@ lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	$(BIN)/staticcheck -tags e2e ./...
 	cd deploy && go vet ./... && $(BIN)/staticcheck ./...
 
-test: lint proto-check script-tests ## The test suite: lint, generated code, every test with the race detector.
+test: need-postgres lint proto-check script-tests ## The test suite: lint, generated code, every test with the race detector.
 	go test -race -count=1 ./...
 	cd deploy && go test -count=1 ./...
 
@@ -60,7 +68,7 @@ fuzz-smoke: ## Each fuzz target for a few seconds (FUZZTIME, default 10s).
 	go test -run '^$$' -fuzz '^FuzzValidateOrder$$' -fuzztime $(FUZZTIME) ./internal/handler
 	go test -run '^$$' -fuzz '^FuzzCarrier$$' -fuzztime $(FUZZTIME) ./internal/wrapper
 
-native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (first time: 8-25 min).
+native-tools: need-curl-jq ## Build Consul, NATS, the collector and Jaeger into the cache (first time: 8-25 min).
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
@@ -80,6 +88,10 @@ ifeq ($(STACK),compose)
 	$(COMPOSE) up -d --build --wait
 else
 	$(NATIVE) up
+endif
+
+ifeq ($(STACK),native)
+up: need-curl-jq
 endif
 
 down: ## Stop everything `make up` started.
