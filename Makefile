@@ -68,7 +68,7 @@ fuzz-smoke: ## Each fuzz target for a few seconds (FUZZTIME, default 10s).
 	go test -run '^$$' -fuzz '^FuzzValidateOrder$$' -fuzztime $(FUZZTIME) ./internal/handler
 	go test -run '^$$' -fuzz '^FuzzCarrier$$' -fuzztime $(FUZZTIME) ./internal/wrapper
 
-native-tools: need-curl-jq ## Build Consul, NATS, the collector and Jaeger into the cache (first time: 8-25 min).
+native-tools: need-curl-jq ## Build Consul, NATS, the collector, Jaeger and etcd into the cache (first time: 8-25 min).
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
