@@ -9,9 +9,9 @@
 #   build.sh all         build every tool `make e2e` needs that is not cached yet
 #
 # Builds on 2 cores took: nats 0.5 min, otelcol 1.5, jaeger 2.8, consul 3.4 with the modules
-# already downloaded; with every download, up to about 25 minutes for all four. etcd took 4 min
-# with its modules downloaded, on a busy machine. Prometheus, which the stack does not run yet,
-# took 6.2 minutes with its modules downloaded (0.5 min).
+# already downloaded; with every download, up to about 25 minutes for all four; etcd 2.2 min
+# with every download. Prometheus, which the stack does not run yet, took 6.2 minutes with its
+# modules downloaded (0.5 min).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${GO_MICRO_OTEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-micro-otel}
