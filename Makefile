@@ -6,6 +6,8 @@ TOOLS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck
 TOOL_PKGS := google.golang.org/protobuf/cmd/protoc-gen-go \
 	github.com/go-micro/generator/cmd/protoc-gen-micro \
 	honnef.co/go/tools/cmd/staticcheck
+# buf compiles proto/ in place of protoc; pinned in tools/buf/go.mod, a module of its own.
+BUF := $(BIN)/buf
 CMDS := user-service order-service user-client
 
 # The stack runs under docker compose when a Docker engine answers, as local processes
@@ -17,7 +19,7 @@ STACK_LOCAL_ENV ?= deploy/.env
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env $(if $(wildcard $(STACK_LOCAL_ENV)),--env-file $(STACK_LOCAL_ENV))
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke compose-smoke
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke compose-smoke script-tests need-postgres need-curl-jq need-docker
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,13 +28,33 @@ build: ## Build the three commands into bin/.
 	go build -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 $(TOOLS) &: tools/go.mod tools/go.sum
+	@echo "== building protoc-gen-go, protoc-gen-micro and staticcheck into .cache/bin (once; 1-2 min)"
 	cd tools && go build -o $(BIN)/ $(TOOL_PKGS)
 
-proto: $(TOOLS) ## Regenerate the Go code of proto/ (needs protoc: apt-get install protobuf-compiler).
+$(BUF): tools/buf/go.mod tools/buf/go.sum
+	@echo "== building buf into .cache/bin (once; 3-5 min)"
+	cd tools/buf && go build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
+
+proto: $(TOOLS) $(BUF) ## Regenerate the Go code of proto/ with buf and the pinned generators.
 	scripts/proto.sh
 
-proto-check: $(TOOLS) ## Fail if the committed generated code is stale.
+proto-check: $(TOOLS) $(BUF) ## Fail if the committed generated code is stale.
 	scripts/proto-check.sh
+
+# What the make path needs beyond Go: found, or installed when it can be (root with apt-get).
+need-postgres:
+	@scripts/need.sh "the PostgreSQL tests" initdb postgresql '/usr/lib/postgresql/*/bin/initdb'
+need-curl-jq:
+	@scripts/need.sh "the native stack" curl curl
+	@scripts/need.sh "the native stack" jq jq
+need-docker:
+	@scripts/need.sh "make compose-smoke" dockerd docker.io
+	@scripts/need.sh "make compose-smoke's images" busybox busybox-static
+
+# Tests of the scripts that guard the make path: the staleness check and need.sh.
+script-tests: $(TOOLS) $(BUF)
+	scripts/proto-check_test.sh
+	scripts/need_test.sh
 
 lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	@unformatted=$$(gofmt -l cmd internal proto tools e2e deploy); \
@@ -41,7 +63,7 @@ lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	$(BIN)/staticcheck -tags e2e ./...
 	cd deploy && go vet ./... && $(BIN)/staticcheck ./...
 
-test: lint proto-check ## The test suite: lint, generated code, every test with the race detector.
+test: need-postgres lint proto-check script-tests ## The test suite: lint, generated code, every test with the race detector.
 	go test -race -count=1 ./...
 	cd deploy && go test -count=1 ./...
 
@@ -52,7 +74,7 @@ fuzz-smoke: ## Each fuzz target for a few seconds (FUZZTIME, default 10s).
 	go test -run '^$$' -fuzz '^FuzzValidateOrder$$' -fuzztime $(FUZZTIME) ./internal/handler
 	go test -run '^$$' -fuzz '^FuzzCarrier$$' -fuzztime $(FUZZTIME) ./internal/wrapper
 
-native-tools: ## Build Consul, NATS, the collector and Jaeger into the cache (first time: 8-25 min).
+native-tools: need-curl-jq ## Build Consul, NATS, the collector, Jaeger and etcd into the cache (first time: 8-25 min).
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
@@ -67,7 +89,7 @@ bench: native-tools ## What tracing costs, four modes side by side under load (~
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	scripts/bench.sh --smoke
 
-compose-smoke: native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
+compose-smoke: need-docker native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
 	deploy/compose-smoke/smoke.sh
 
 # --no-recreate: a running stack keeps the settings it started with, as the native one does.
@@ -76,6 +98,10 @@ ifeq ($(STACK),compose)
 	$(COMPOSE) up -d --build --wait --no-recreate
 else
 	$(NATIVE) up
+endif
+
+ifeq ($(STACK),native)
+up: need-curl-jq
 endif
 
 down: ## Stop everything `make up` started.
