@@ -9,6 +9,10 @@ TOOL_PKGS := google.golang.org/protobuf/cmd/protoc-gen-go \
 # buf compiles proto/ in place of protoc; pinned in tools/buf/go.mod, a module of its own.
 BUF := $(BIN)/buf
 CMDS := user-service order-service user-client
+# Benchmark builds also trace with the go-micro plugin (MICRO_TRACING=plugin) and serve pprof
+# (PPROF_ADDR); production builds link neither. Lint and tests cover every file.
+BENCHTAGS := plugintracing,pprof
+ALLTAGS := e2e,$(BENCHTAGS)
 
 # The stack runs under docker compose when a Docker engine answers, as local processes
 # otherwise (deploy/native); STACK=native or STACK=compose chooses.
@@ -59,12 +63,12 @@ script-tests: $(TOOLS) $(BUF)
 lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	@unformatted=$$(gofmt -l cmd internal proto tools e2e deploy); \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
-	go vet -tags e2e ./...
-	$(BIN)/staticcheck -tags e2e ./...
+	go vet ./... && go vet -tags $(ALLTAGS) ./...
+	$(BIN)/staticcheck ./... && $(BIN)/staticcheck -tags $(ALLTAGS) ./...
 	cd deploy && go vet ./... && $(BIN)/staticcheck ./...
 
 test: need-postgres lint proto-check script-tests ## The test suite: lint, generated code, every test with the race detector.
-	go test -race -count=1 ./...
+	go test -race -count=1 -tags $(BENCHTAGS) ./...
 	cd deploy && go test -count=1 ./...
 
 # -fuzz takes one target, so one run each; FUZZTIME=5m searches longer.

@@ -12,11 +12,9 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -62,35 +60,31 @@ func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stac
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	type built struct {
-		name  string
-		build func(context.Context, app.Deps) (*app.Service, error)
-	}
 	var done []chan error
-	for _, b := range []built{{userSvc, app.NewUserService}, {orderSvc, app.NewOrderService}} {
+	for _, spec := range []app.Spec{app.User(), app.Order()} {
 		d := app.Deps{
 			Registry:  s.registry,
-			Broker:    jsbroker.New(ns.ClientURL(), jsbroker.WithName(b.name)),
-			Telemetry: s.telemetry(t, b.name),
+			Broker:    jsbroker.New(ns.ClientURL(), jsbroker.WithName(spec.Name)),
+			Telemetry: s.telemetry(t, spec.Name),
 			Logger:    logger,
 			DataDir:   s.dataDir,
 			Address:   "127.0.0.1:0",
 		}
 		if configure != nil {
-			configure(b.name, &d)
+			configure(spec.Name, &d)
 		}
-		svc, err := b.build(ctx, d)
+		svc, err := app.New(ctx, spec, d)
 		if err != nil {
-			t.Fatalf("%s: %v", b.name, err)
+			t.Fatalf("%s: %v", spec.Name, err)
 		}
 		ch := make(chan error, 1)
 		go func() { ch <- svc.Run(ctx) }()
 		select {
 		case <-svc.Ready():
 		case err := <-ch:
-			t.Fatalf("%s stopped at start: %v", b.name, err)
+			t.Fatalf("%s stopped at start: %v", spec.Name, err)
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%s not ready within 10s", b.name)
+			t.Fatalf("%s not ready within 10s", spec.Name)
 		}
 		done = append(done, ch)
 	}
@@ -470,45 +464,6 @@ func spanText(sp sdktrace.ReadOnlySpan) []string {
 		}
 	}
 	return out
-}
-
-// The benchmark's baseline, the go-micro plugin's wrappers, must connect its traces over the
-// transport the services use: GetUser's two hops in one trace under the caller's span.
-func TestPluginTracingConnectsItsTraces(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts NATS and both services")
-	}
-	// The plugin reads and writes trace context with the global propagator, which the services
-	// set up at start (telemetry.Setup).
-	prev := otel.GetTextMapPropagator()
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
-	s := startStack(t, func(_ string, d *app.Deps) { d.Tracing = app.TracingPlugin })
-	users := userpb.NewUserService(userSvc, app.NewUntracedClient(s.registry))
-	ctx := context.Background()
-	created, err := users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	md := metadata.Metadata{"Traceparent": "00-" + traceID + "-" + parentID + "-01"}
-	if _, err := users.GetUser(metadata.NewContext(ctx, md), &userpb.GetUserRequest{Id: created.GetUser().GetId()}); err != nil {
-		t.Fatal(err)
-	}
-	s.stop()
-	var inTrace testenv.Spans
-	for _, sp := range s.spans() {
-		if sp.SpanContext().TraceID().String() == traceID {
-			inTrace = append(inTrace, sp)
-		}
-	}
-	services := map[string]bool{}
-	for _, sp := range inTrace {
-		services[testenv.Service(sp)] = true
-	}
-	if !services[userSvc] || !services[orderSvc] {
-		t.Fatalf("the caller's trace holds spans of %v, want both services:\n%s", services, inTrace.Dump())
-	}
 }
 
 // The handler chain's order, seen from a caller: tracing records every refusal, the metadata

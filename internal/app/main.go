@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	_ "net/http/pprof" // served only when PPROF_ADDR is set
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,7 +20,8 @@ import (
 // the final flush of spans, metrics and logs. It returns the process exit code. With the argument
 // "healthcheck" it instead probes a running instance, for container health checks in images
 // that have no shell: healthy once it accepts connections and is registered.
-func Main(name string, build func(context.Context, Deps) (*Service, error)) int {
+func Main(spec Spec) int {
+	name := spec.Name
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return healthcheck(name, cmp.Or(os.Getenv(EnvServerAddress), "127.0.0.1:0"))
 	}
@@ -36,9 +35,13 @@ func Main(name string, build func(context.Context, Deps) (*Service, error)) int 
 	}
 	logger := tel.Logger(os.Stderr, name)
 	if addr := os.Getenv(EnvPprofAddress); addr != "" {
+		if !pprofBuilt {
+			logger.Error("configuration", "error", EnvPprofAddress+" is set, but this binary was built without pprof (go build -tags pprof)")
+			return 2
+		}
 		go servePprof(addr, logger)
 	}
-	code := run(ctx, name, tel, logger, build)
+	code := run(ctx, spec, tel, logger)
 	// Flush even after a failed run: its spans and logs say what went wrong. The logger still
 	// writes locally once export has stopped.
 	if err := tel.Shutdown(context.Background()); err != nil {
@@ -52,13 +55,13 @@ func Main(name string, build func(context.Context, Deps) (*Service, error)) int 
 	return code
 }
 
-func run(ctx context.Context, name string, tel *telemetry.Telemetry, logger *slog.Logger, build func(context.Context, Deps) (*Service, error)) int {
-	deps, err := DepsFromEnv(name, tel, logger)
+func run(ctx context.Context, spec Spec, tel *telemetry.Telemetry, logger *slog.Logger) int {
+	deps, err := DepsFromEnv(spec.Name, tel, logger)
 	if err != nil {
 		logger.Error("configuration", "error", err)
 		return 2
 	}
-	svc, err := build(ctx, deps)
+	svc, err := New(ctx, spec, deps)
 	if err != nil {
 		logger.Error("start-up failed", "error", err)
 		return 1
@@ -69,14 +72,6 @@ func run(ctx context.Context, name string, tel *telemetry.Telemetry, logger *slo
 	}
 	logger.Info("stopped cleanly")
 	return 0
-}
-
-// servePprof serves net/http/pprof on addr, for profiling a service under load.
-func servePprof(addr string, logger *slog.Logger) {
-	logger.Info("pprof listening", "address", addr)
-	if err := http.ListenAndServe(addr, nil); err != nil {
-		logger.Error("pprof stopped", "error", err)
-	}
 }
 
 // healthcheck reports whether the instance listening on listen is ready for callers: it accepts
