@@ -18,10 +18,11 @@ ALLTAGS := e2e,$(BENCHTAGS)
 # otherwise (deploy/native); STACK=native or STACK=compose chooses.
 STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && echo compose || echo native)
 # Settings: the shell's, over deploy/.env's (yours, optional), over deploy/stack.env's, in both
-# stacks; STACK_LOCAL_ENV names another file than deploy/.env (native/stack.sh reads it too).
+# stacks; STACK_LOCAL_ENV names another file than deploy/.env (cmd/stack reads it too).
 STACK_LOCAL_ENV ?= deploy/.env
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env $(if $(wildcard $(STACK_LOCAL_ENV)),--env-file $(STACK_LOCAL_ENV))
-NATIVE  := deploy/native/stack.sh
+# The native stack's supervisor (internal/stack).
+NATIVE  := go run ./cmd/stack
 
 .PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke compose-smoke script-tests need-postgres need-curl-jq need-docker
 
@@ -49,8 +50,8 @@ proto-check: $(TOOLS) $(BUF) ## Fail if the committed generated code is stale.
 need-postgres:
 	@scripts/need.sh "the PostgreSQL tests" initdb postgresql '/usr/lib/postgresql/*/bin/initdb'
 need-curl-jq:
-	@scripts/need.sh "the native stack" curl curl
-	@scripts/need.sh "the native stack" jq jq
+	@scripts/need.sh "make compose-smoke" curl curl
+	@scripts/need.sh "make compose-smoke" jq jq
 need-docker:
 	@scripts/need.sh "make compose-smoke" dockerd docker.io
 	@scripts/need.sh "make compose-smoke's images" busybox busybox-static
@@ -78,7 +79,7 @@ fuzz-smoke: ## Each fuzz target for a few seconds (FUZZTIME, default 10s).
 	go test -run '^$$' -fuzz '^FuzzValidateOrder$$' -fuzztime $(FUZZTIME) ./internal/handler
 	go test -run '^$$' -fuzz '^FuzzCarrier$$' -fuzztime $(FUZZTIME) ./internal/wrapper
 
-native-tools: need-curl-jq ## Build Consul, NATS, the collector, Jaeger and etcd into the cache (first time: 8-25 min).
+native-tools: ## Build Consul, NATS, the collector, Jaeger and etcd into the cache (first time: 8-25 min).
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
@@ -93,7 +94,7 @@ bench: native-tools ## What tracing costs, four modes side by side under load (~
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	scripts/bench.sh --smoke
 
-compose-smoke: need-docker native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
+compose-smoke: need-docker need-curl-jq native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
 	deploy/compose-smoke/smoke.sh
 
 # --no-recreate: a running stack keeps the settings it started with, as the native one does.
@@ -102,10 +103,6 @@ ifeq ($(STACK),compose)
 	$(COMPOSE) up -d --build --wait --no-recreate
 else
 	$(NATIVE) up
-endif
-
-ifeq ($(STACK),native)
-up: need-curl-jq
 endif
 
 down: ## Stop everything `make up` started.
@@ -122,7 +119,7 @@ else
 	@$(NATIVE) status
 endif
 
-logs: ## The last lines of every log (native: `deploy/native/stack.sh logs NAME` follows one).
+logs: ## The last lines of every log (native: `go run ./cmd/stack logs NAME` follows one).
 ifeq ($(STACK),compose)
 	$(COMPOSE) logs --tail 30
 else
@@ -134,7 +131,7 @@ ifeq ($(STACK),compose)
 	$(COMPOSE) run --rm --build --no-deps user-client -trace-tree
 else
 	@go build -o run/bin/ ./cmd/user-client
-	@env $$($(NATIVE) env) run/bin/user-client -trace-tree
+	@$(NATIVE) exec run/bin/user-client -trace-tree
 endif
 
 test-short: ## Unit tests only, without the in-process stack.

@@ -14,7 +14,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -33,6 +32,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	"github.com/go-micro-otel/reference/internal/stack"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -68,13 +68,12 @@ type chaos struct {
 	t      *testing.T
 	users  userpb.UserService
 	orders orderpb.OrderService
-	env    []string
 	known  []int64 // users that exist, for reads
 	mu     sync.Mutex
 }
 
 func TestChaos(t *testing.T) {
-	stack(t, "down")
+	down(t)
 	for _, dir := range []string{"data", "nats", "chaos", "jaeger", "otelcol"} {
 		if err := os.RemoveAll(filepath.Join(root, "run", dir)); err != nil {
 			t.Fatal(err)
@@ -83,14 +82,13 @@ func TestChaos(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "run", "chaos"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	stack(t, "up")
-	t.Cleanup(func() { stack(t, "down") })
+	up(t)
+	t.Cleanup(func() { down(t) })
 
 	// The consul registry reads its ACL token from the environment, as the services do.
 	t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN"))
-	c := guard.ClientWrapper(stackSetting(t, "AUTH_TOKEN"))(app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))))
-	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c),
-		env: clientEnv(t)}
+	c := guard.ClientWrapper(stackSetting(t, "AUTH_TOKEN"))(app.NewUntracedClient(consul.NewRegistry(registry.Addrs(stack.ConsulHTTP.Addr()))))
+	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c)}
 	for range 20 {
 		h.createUser(context.Background())
 	}
@@ -112,13 +110,13 @@ func TestChaos(t *testing.T) {
 		r := &row{Scenario: sc.name}
 		rows = append(rows, r)
 		t.Run(sc.name, func(t *testing.T) {
-			stack(t, "up")
+			up(t)
 			h.warmUp(t)
 			sc.run(t, h, r)
 			// Stopping the stack's services flushes their spans and logs what became of them.
-			stack(t, "stop", "user-service", "order-service")
+			stop(t, "user-service", "order-service")
 			for _, name := range []string{"user-service", "order-service"} {
-				r.stackLogs = append(r.stackLogs, filepath.Join(root, "run", name+".log"))
+				r.stackLogs = append(r.stackLogs, native(t).LogFile(name))
 			}
 			h.countSpans(t, r)
 		})
@@ -135,12 +133,12 @@ func collectorDown(t *testing.T, h *chaos, r *row) {
 	p := h.startProbes()
 	rssBefore := peakRSS(t, pids, 10*time.Second)
 	l.setPhase("during")
-	stack(t, "stop", "otelcol")
+	stop(t, "otelcol")
 	outageStart := time.Now()
 	rssDuring := peakRSS(t, pids, outage(t))
 	l.setPhase("after")
-	back := portOpens(t, "127.0.0.1:4317")
-	stack(t, "start", "otelcol")
+	back := portOpens(t, stack.CollectorOTLPGRPC.Addr())
+	start(t, "otelcol")
 	returned := <-back
 	time.Sleep(5 * time.Second) // the load goes on after the return, as it would
 	l.stop()
@@ -155,7 +153,7 @@ func collectorDown(t *testing.T, h *chaos, r *row) {
 		if grown > 64 {
 			t.Errorf("%s grew %.0f MB while the collector was down", svc, grown)
 		}
-		resumed, waiting := exportResumed(t, filepath.Join(root, "run", svc+".log"), outageStart)
+		resumed, waiting := exportResumed(t, native(t).LogFile(svc), outageStart)
 		if after := resumed.Sub(returned); after > 5*time.Second {
 			t.Errorf("%s resumed export %s after the collector returned, want within 5s", svc, after)
 		}
@@ -173,7 +171,7 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 	before := consumerState(t)
 	var mu sync.Mutex
 	var created []int64
-	stack(t, "stop", "nats")
+	stop(t, "nats")
 	l := startLoad(10, 4, "during", func(ctx context.Context, _ int) error {
 		id, err := h.createUser(ctx)
 		if err == nil {
@@ -185,7 +183,7 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 	})
 	time.Sleep(outage(t)) // the outage itself: the load runs meanwhile
 	l.stop()
-	stack(t, "up")
+	up(t)
 	h.fill(r, l)
 	if r.Failed > 0 {
 		t.Errorf("%d of %d CreateUser calls failed with NATS down; first: %s", r.Failed, r.Sent, l.stats("during").FirstError)
@@ -199,10 +197,10 @@ func consulDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.getUser) // GetUser calls order.service too
 	time.Sleep(5 * time.Second)
 	l.setPhase("during")
-	stack(t, "stop", "consul")
+	stop(t, "consul")
 	time.Sleep(outage(t))
 	l.setPhase("after")
-	stack(t, "up") // waits until both services are registered and passing again
+	up(t) // waits until both services are registered and passing again
 	l.stop()
 	h.fill(r, l)
 	if n := l.stats("during").Failed; n > 0 {
@@ -217,12 +215,12 @@ func consulDown(t *testing.T, h *chaos, r *row) {
 // instanceKilled: of two order.service instances, one is killed with SIGKILL under load; the
 // client retries on the other, and the dead node leaves the registry when its TTL runs out.
 func instanceKilled(t *testing.T, h *chaos, r *row) {
-	extra := h.startInstance(t, "order-service", "127.0.0.1:8083", r)
+	extra := h.startInstance(t, "order-service", "127.0.0.1:"+freePort(t), r)
 	waitInstances(t, "order.service", 2)
 	l := startLoad(50, 8, "before", h.countOrders)
 	time.Sleep(5 * time.Second)
 	l.setPhase("during")
-	if err := extra.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := extra.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = extra.Wait()
@@ -251,9 +249,10 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 // requests in flight finish, flushes every span, and exits 0; no call fails.
 func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 	// The delay keeps requests in flight on the instance when the signal arrives.
-	extra := h.startInstance(t, "user-service", "127.0.0.1:8084", r, "FAULT_DELAY=User.GetUser=200ms")
+	addr := "127.0.0.1:" + freePort(t)
+	extra := h.startInstance(t, "user-service", addr, r, "FAULT_DELAY=User.GetUser=200ms")
 	waitInstances(t, "user.service", 2)
-	node := instanceID(t, "user.service", "127.0.0.1:8084")
+	node := instanceID(t, "user.service", addr)
 	l := startLoad(50, 16, "before", h.mixed)
 	time.Sleep(5 * time.Second)
 	l.setPhase("during")
@@ -268,7 +267,7 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	if err := extra.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := extra.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	err := extra.Wait()
@@ -304,10 +303,10 @@ func jaegerDown(t *testing.T, h *chaos, r *row) {
 	p := h.startProbes()
 	time.Sleep(10 * time.Second)
 	l.setPhase("during")
-	stack(t, "stop", "jaeger")
+	stop(t, "jaeger")
 	time.Sleep(outage(t))
 	l.setPhase("after")
-	stack(t, "up")
+	up(t)
 	l.stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
@@ -334,8 +333,8 @@ func jaegerRestarted(t *testing.T, h *chaos, r *row) {
 		stored[id] = len(tr.Spans)
 	}
 	l.setPhase("during")
-	stack(t, "stop", "jaeger")
-	stack(t, "start", "jaeger")
+	stop(t, "jaeger")
+	start(t, "jaeger")
 	l.setPhase("after")
 	time.Sleep(5 * time.Second)
 	l.stop()
@@ -367,15 +366,15 @@ func collectorRestartedWhileJaegerIsDown(t *testing.T, h *chaos, r *row) {
 	p := h.startProbes()
 	time.Sleep(5 * time.Second)
 	l.setPhase("during")
-	stack(t, "stop", "jaeger")
+	stop(t, "jaeger")
 	time.Sleep(outage(t) / 2)
 	queued := exporterQueue(t)
-	stack(t, "stop", "otelcol")
-	stack(t, "start", "otelcol")
+	stop(t, "otelcol")
+	start(t, "otelcol")
 	reloaded := exporterQueue(t)
 	time.Sleep(outage(t) / 2)
 	l.setPhase("after")
-	stack(t, "start", "jaeger")
+	start(t, "jaeger")
 	time.Sleep(5 * time.Second)
 	l.stop()
 	h.fill(r, l)
@@ -586,7 +585,7 @@ func exportResumed(t *testing.T, logFile string, since time.Time) (time.Time, in
 // the collector's own metrics.
 func exporterQueue(t *testing.T) int {
 	t.Helper()
-	for line := range strings.Lines(get(t, "http://127.0.0.1:8888/metrics")) {
+	for line := range strings.Lines(get(t, stack.CollectorTelemetry.URL("/metrics"))) {
 		if strings.HasPrefix(line, "otelcol_exporter_queue_size{") && strings.Contains(line, `exporter="otlp/jaeger"`) {
 			fields := strings.Fields(line)
 			n, err := strconv.ParseFloat(fields[len(fields)-1], 64)
@@ -641,7 +640,7 @@ func consumerState(t *testing.T) consumer {
 			} `json:"stream_detail"`
 		} `json:"account_details"`
 	}
-	getJSON(t, "http://127.0.0.1:8222/jsz?accounts=true&streams=true&consumers=true", &jsz)
+	getJSON(t, stack.NATSMonitor.URL("/jsz?accounts=true&streams=true&consumers=true"), &jsz)
 	for _, a := range jsz.Accounts {
 		for _, s := range a.Streams {
 			for _, c := range s.Consumers {
@@ -752,67 +751,40 @@ func (h *chaos) countSpans(t *testing.T, r *row) {
 
 // Instances the test starts beside the stack's.
 
-// startInstance runs another instance of a service with the stack's environment and data.
-func (h *chaos) startInstance(t *testing.T, name, addr string, r *row, env ...string) *exec.Cmd {
+// startInstance runs another instance of a service with the stack's environment and data,
+// listening on addr, and waits until it is registered.
+func (h *chaos) startInstance(t *testing.T, name, addr string, r *row, env ...string) *stack.Process {
 	t.Helper()
 	logFile := filepath.Join(root, "run", "chaos", name+"-"+strings.ReplaceAll(addr, ":", "-")+".log")
 	r.extraInstanceLogs = append(r.extraInstanceLogs, logFile)
-	return startService(t, name, logFile, append(append(h.env, "MICRO_SERVER_ADDRESS="+addr, "DATA_DIR="+filepath.Join(root, "run", "data")), env...))
+	return spawn(t, name, logFile, append([]string{"MICRO_SERVER_ADDRESS=" + addr}, env...)...)
 }
 
-// startService runs a service built by the stack, its output in logFile, and stops it (SIGTERM)
-// at the end of the test if it still runs.
-func startService(t *testing.T, name, logFile string, env []string) *exec.Cmd {
+// spawn runs another instance of the stack's component name, with env over its own, its
+// output in logFile, and waits until it is healthy. At the end of the test it stops it as a
+// user would (SIGTERM), if it still runs, and fails the test unless it exits 0.
+func spawn(t *testing.T, name, logFile string, env ...string) *stack.Process {
 	t.Helper()
-	out, err := os.Create(logFile)
+	p, err := native(t).Spawn(context.Background(), name, logFile, env...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(root, "run", "bin", name))
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	t.Cleanup(func() {
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+	return p
+}
+
+// instancesOf lists the passing instances of service in Consul.
+func instancesOf(t *testing.T, service string) []stack.Instance {
+	t.Helper()
+	in, err := native(t).Instances(context.Background(), service)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stopService(t, cmd)
-		out.Close()
-	})
-	return cmd
-}
-
-// stopService stops a service started by startService, if it still runs, as a user would.
-func stopService(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if cmd.ProcessState != nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("%s: %v", filepath.Base(cmd.Path), err)
-	}
-}
-
-type instance struct {
-	ID      string
-	Address string
-}
-
-func instancesOf(t *testing.T, service string) []instance {
-	t.Helper()
-	var entries []struct {
-		Service struct {
-			ID      string
-			Address string
-			Port    int
-		}
-	}
-	getJSON(t, consulURL+"/v1/health/service/"+service+"?passing=true", &entries)
-	var out []instance
-	for _, e := range entries {
-		out = append(out, instance{ID: e.Service.ID, Address: e.Service.Address + ":" + strconv.Itoa(e.Service.Port)})
-	}
-	return out
+	return in
 }
 
 func instanceIDs(t *testing.T, service string) []string {
@@ -826,7 +798,7 @@ func instanceIDs(t *testing.T, service string) []string {
 func instanceID(t *testing.T, service, addr string) string {
 	t.Helper()
 	for _, in := range instancesOf(t, service) {
-		if in.Address == addr {
+		if in.Addr == addr {
 			return in.ID
 		}
 	}
