@@ -89,10 +89,10 @@ chaos: native-tools ## Fault tests on the native stack (~10 min); figures in run
 	go test -tags e2e -count=1 -timeout 40m -v -run TestChaos ./e2e/
 
 bench: native-tools ## What tracing costs, four modes side by side under load (~7 min); table in run/bench/.
-	scripts/bench.sh
+	go run ./cmd/loadgen bench
 
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
-	scripts/bench.sh --smoke
+	go run ./cmd/loadgen bench -smoke
 
 compose-smoke: need-docker need-curl-jq native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
 	deploy/compose-smoke/smoke.sh

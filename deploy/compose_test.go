@@ -508,7 +508,7 @@ func TestComposePublishesTheDeclaredPorts(t *testing.T) {
 		var published []string
 		for _, port := range s.Ports {
 			published = append(published, port.Published)
-			if port.Target != mustAtoi(t, port.Published) {
+			if strconv.Itoa(int(port.Target)) != port.Published {
 				t.Errorf("%s publishes its port %d as %s", name, port.Target, port.Published)
 			}
 		}
@@ -518,15 +518,6 @@ func TestComposePublishesTheDeclaredPorts(t *testing.T) {
 			t.Errorf("compose %s publishes %v; internal/stack declares %v", name, published, declared[name])
 		}
 	}
-}
-
-func mustAtoi(t *testing.T, s string) uint32 {
-	t.Helper()
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uint32(n)
 }
 
 // Bind-mounted configuration is read-only and relabelled for SELinux hosts (:z), where a

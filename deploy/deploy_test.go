@@ -141,9 +141,11 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 // time to stop.
 func TestComposeAndNativeStartInTheSameOrder(t *testing.T) {
 	p := loadCompose(t)
-	native := map[string]bool{} // compose's services that run natively too
+	native := map[string]bool{}        // compose's services that run natively too
+	composeName := map[string]string{} // by native name
 	for _, c := range stack.Components() {
 		native[c.Compose] = c.Compose != ""
+		composeName[c.Name] = c.Compose
 	}
 	for _, c := range stack.Components() {
 		if c.Compose == "" {
@@ -156,7 +158,7 @@ func TestComposeAndNativeStartInTheSameOrder(t *testing.T) {
 		}
 		var needs []string
 		for _, need := range c.Needs {
-			needs = append(needs, nativeByName(t, need).Compose)
+			needs = append(needs, composeName[need])
 		}
 		var deps []string // the collector's queue-owner, a one-shot chown, has no native counterpart
 		for dep := range s.DependsOn {
@@ -470,18 +472,6 @@ func nativeComponent(t *testing.T, svc string) stack.Component {
 		}
 	}
 	t.Fatalf("the native stack runs no %s", svc)
-	return stack.Component{}
-}
-
-// nativeByName is the native stack's component name.
-func nativeByName(t *testing.T, name string) stack.Component {
-	t.Helper()
-	for _, c := range stack.Components() {
-		if c.Name == name {
-			return c
-		}
-	}
-	t.Fatalf("the native stack has no %s", name)
 	return stack.Component{}
 }
 

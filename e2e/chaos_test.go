@@ -32,6 +32,8 @@ import (
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	"github.com/go-micro-otel/reference/internal/loadgen"
+	"github.com/go-micro-otel/reference/internal/proc"
 	"github.com/go-micro-otel/reference/internal/stack"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -54,7 +56,7 @@ func outage(t *testing.T) time.Duration {
 // row is one scenario's line of the report.
 type row struct {
 	Scenario                     string
-	Sent, Failed                 int
+	Sent, Failed                 int64
 	P99Before, P99During         time.Duration
 	EventsCreated, Delivered     int
 	Deliveries                   int // deliveries JetStream made to order.service for them; beyond Delivered, duplicates the consumer absorbed
@@ -132,19 +134,19 @@ func collectorDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
 	p := h.startProbes()
 	rssBefore := peakRSS(t, pids, 10*time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 	stop(t, "otelcol")
 	outageStart := time.Now()
 	rssDuring := peakRSS(t, pids, outage(t))
-	l.setPhase("after")
+	l.SetPhase("after")
 	back := portOpens(t, stack.CollectorOTLPGRPC.Addr())
 	start(t, "otelcol")
 	returned := <-back
 	time.Sleep(5 * time.Second) // the load goes on after the return, as it would
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d requests failed with the collector down; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d requests failed with the collector down; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	var notes []string
 	for _, svc := range []string{"user-service", "order-service"} {
@@ -182,11 +184,11 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 		return err
 	})
 	time.Sleep(outage(t)) // the outage itself: the load runs meanwhile
-	l.stop()
+	l.Stop()
 	up(t)
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d of %d CreateUser calls failed with NATS down; first: %s", r.Failed, r.Sent, l.stats("during").FirstError)
+		t.Errorf("%d of %d CreateUser calls failed with NATS down; first: %s", r.Failed, r.Sent, l.Stats("during").FirstError)
 	}
 	h.awaitEvents(t, r, before, created)
 }
@@ -196,20 +198,20 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 func consulDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.getUser) // GetUser calls order.service too
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 	stop(t, "consul")
 	time.Sleep(outage(t))
-	l.setPhase("after")
+	l.SetPhase("after")
 	up(t) // waits until both services are registered and passing again
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
-	if n := l.stats("during").Failed; n > 0 {
-		t.Errorf("%d calls failed while Consul was down; first: %s", n, l.stats("during").FirstError)
+	if n := l.Stats("during").Failed; n > 0 {
+		t.Errorf("%d calls failed while Consul was down; first: %s", n, l.Stats("during").FirstError)
 	}
-	if n := l.stats("after").Failed; n > 0 {
-		t.Errorf("%d calls failed while the services registered again; first: %s", n, l.stats("after").FirstError)
+	if n := l.Stats("after").Failed; n > 0 {
+		t.Errorf("%d calls failed while the services registered again; first: %s", n, l.Stats("after").FirstError)
 	}
-	r.Notes = fmt.Sprintf("after Consul returned: %s", l.stats("after"))
+	r.Notes = fmt.Sprintf("after Consul returned: %s", l.Stats("after"))
 }
 
 // instanceKilled: of two order.service instances, one is killed with SIGKILL under load; the
@@ -219,7 +221,7 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 	waitInstances(t, "order.service", 2)
 	l := startLoad(50, 8, "before", h.countOrders)
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 	if err := extra.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -229,17 +231,17 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 	start := time.Now()
 	waitInstances(t, "order.service", 1)
 	gone := time.Since(start)
-	l.setPhase("after")
+	l.SetPhase("after")
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
-	during := l.stats("during")
+	during := l.Stats("during")
 	// Bounded: go-micro picks nodes at random and retries a refused connection up to five times
 	// with backoff, so a call fails only if every attempt picked the dead node.
 	if limit := max(3, during.Sent/100); during.Failed > limit {
 		t.Errorf("%d of %d calls failed after the kill, more than %d; first: %s", during.Failed, during.Sent, limit, during.FirstError)
 	}
-	if n := l.stats("after").Failed; n > 0 {
+	if n := l.Stats("after").Failed; n > 0 {
 		t.Errorf("%d calls failed after the dead node left the registry", n)
 	}
 	r.Notes = fmt.Sprintf("dead node out of Consul after %s; errors while it was listed: %d", gone.Round(time.Second), during.Failed)
@@ -255,7 +257,7 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 	node := instanceID(t, "user.service", addr)
 	l := startLoad(50, 16, "before", h.mixed)
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 
 	deregistered := make(chan time.Time, 1)
 	go func() {
@@ -272,9 +274,9 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 	}
 	err := extra.Wait()
 	exited := time.Now()
-	l.setPhase("after")
+	l.SetPhase("after")
 	time.Sleep(3 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if err != nil {
 		t.Errorf("the instance exited with %v after SIGTERM, want 0", err)
@@ -288,7 +290,7 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 		t.Error("the stopped instance is still in Consul")
 	}
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed around the SIGTERM; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed around the SIGTERM; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	flushed := spansFlushed(t, r.extraInstanceLogs[0])
 	if flushed.Ended == 0 || flushed.Exported != flushed.Ended {
@@ -302,15 +304,15 @@ func jaegerDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
 	p := h.startProbes()
 	time.Sleep(10 * time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 	stop(t, "jaeger")
 	time.Sleep(outage(t))
-	l.setPhase("after")
+	l.SetPhase("after")
 	up(t)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed with Jaeger down; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed with Jaeger down; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	noSlowerThanNoise(t, l)
 	h.probesReachJaeger(t, r, p.finish())
@@ -332,15 +334,15 @@ func jaegerRestarted(t *testing.T, h *chaos, r *row) {
 		}
 		stored[id] = len(tr.Spans)
 	}
-	l.setPhase("during")
+	l.SetPhase("during")
 	stop(t, "jaeger")
 	start(t, "jaeger")
-	l.setPhase("after")
+	l.SetPhase("after")
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed around the Jaeger restart; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed around the Jaeger restart; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	kept := 0
 	for id, spans := range stored {
@@ -365,7 +367,7 @@ func collectorRestartedWhileJaegerIsDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
 	p := h.startProbes()
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 	stop(t, "jaeger")
 	time.Sleep(outage(t) / 2)
 	queued := exporterQueue(t)
@@ -373,19 +375,25 @@ func collectorRestartedWhileJaegerIsDown(t *testing.T, h *chaos, r *row) {
 	start(t, "otelcol")
 	reloaded := exporterQueue(t)
 	time.Sleep(outage(t) / 2)
-	l.setPhase("after")
+	l.SetPhase("after")
 	start(t, "jaeger")
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	if queued == 0 || reloaded == 0 {
 		t.Errorf("batches queued for Jaeger: %d before the collector's restart, %d after: the restart did not find the queue on disk", queued, reloaded)
 	}
 	h.probesReachJaeger(t, r, p.finish())
 	r.Notes = fmt.Sprintf("%d batches queued for Jaeger at the collector's restart, %d found on disk after it", queued, reloaded)
+}
+
+// startLoad calls fn perSecond times a second from a pool of workers, each call with a
+// deadline of its own.
+func startLoad(perSecond, workers int, phase string, fn func(ctx context.Context, i int) error) *loadgen.Load {
+	return loadgen.Start(loadgen.Options{Workers: workers, Rate: perSecond, Timeout: 30 * time.Second}, phase, fn)
 }
 
 // warmUp makes a few calls to each service the stack has just restarted. The client's pooled
@@ -600,16 +608,16 @@ func exporterQueue(t *testing.T) int {
 }
 
 // fill copies the load's figures into the report row.
-func (h *chaos) fill(r *row, l *load) {
-	r.Sent, r.Failed = l.total()
-	r.P99Before, r.P99During = l.stats("before").Percentile(99), l.stats("during").Percentile(99)
+func (h *chaos) fill(r *row, l *loadgen.Load) {
+	r.Sent, r.Failed = l.Total()
+	r.P99Before, r.P99During = l.Stats("before").Percentile(99), l.Stats("during").Percentile(99)
 }
 
 // noSlowerThanNoise fails if the fault made calls clearly slower: on a shared two-core machine
 // a p99 within twice the baseline plus 25ms is noise.
-func noSlowerThanNoise(t *testing.T, l *load) {
+func noSlowerThanNoise(t *testing.T, l *loadgen.Load) {
 	t.Helper()
-	before, during := l.stats("before").Percentile(99), l.stats("during").Percentile(99)
+	before, during := l.Stats("before").Percentile(99), l.Stats("during").Percentile(99)
 	if during > 2*before+25*time.Millisecond {
 		t.Errorf("p99 %v during the fault, %v before", during, before)
 	}
@@ -834,21 +842,11 @@ func peakRSS(t *testing.T, pids map[string]int, d time.Duration) map[string]floa
 
 func rssMB(t *testing.T, pid int) float64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kb, err := proc.StatusKB(pid, "VmRSS")
 	if err != nil {
 		t.Fatalf("memory of pid %d: %v", pid, err)
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb / 1024
-		}
-	}
-	t.Fatalf("/proc/%d/status has no VmRSS", pid)
-	return 0
+	return kb / 1024
 }
 
 func writeReport(t *testing.T, rows []*row) {

@@ -3,6 +3,8 @@
 //
 //	loadgen -method GetUser -c 16 -d 15s -pids 123,456 [-label none -round 1] [-json]
 //	loadgen report results.jsonl     print the Markdown table of a file of -json results
+//	loadgen bench [-smoke]           the benchmark of `make bench`: every tracing mode on the
+//	                                 native stack, interleaved over rounds (see bench.go)
 //
 // It finds the services through the registry of MICRO_REGISTRY/MICRO_REGISTRY_ADDRESS and does
 // not trace its own calls, so the services' sampling decides what is traced.
@@ -30,6 +32,9 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "report" {
 		os.Exit(report(os.Args[2]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(bench(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 
@@ -55,13 +60,11 @@ func run() int {
 		}
 		cfg.PIDs = append(cfg.PIDs, pid)
 	}
-	reg, err := app.RegistryFromEnv()
+	users, err := userService()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 2
 	}
-	c := guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg))
-	users := userpb.NewUserService(handler.UserServiceName, c)
 	r, err := loadgen.Run(context.Background(), users, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -78,6 +81,17 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "loadgen: %d errors, the first: %s\n", r.Errors, r.FirstError)
 	}
 	return 0
+}
+
+// userService is a client of user.service, found in the registry the environment names, with
+// the bearer token of AUTH_TOKEN, untraced: the services' sampling decides what is traced.
+func userService() (userpb.UserService, error) {
+	reg, err := app.RegistryFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	c := guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg))
+	return userpb.NewUserService(handler.UserServiceName, c), nil
 }
 
 func report(file string) int {

@@ -38,11 +38,7 @@ func main() {
 }
 
 func run(args []string) error {
-	root, err := stack.FindRoot(".")
-	if err != nil {
-		return err
-	}
-	st, err := stack.New(root)
+	st, err := stack.Open(".")
 	if err != nil {
 		return err
 	}
@@ -81,7 +77,7 @@ func run(args []string) error {
 	case cmd == "logs" && len(names) == 0:
 		for _, name := range st.Names() {
 			if _, err := os.Stat(st.LogFile(name)); err == nil {
-				fmt.Printf("== %s (%s)\n%s\n", name, rel(root, st.LogFile(name)), stack.Tail(st.LogFile(name), 15))
+				fmt.Printf("== %s (%s)\n%s\n", name, rel(st.Root, st.LogFile(name)), stack.Tail(st.LogFile(name), 15))
 			}
 		}
 		return nil

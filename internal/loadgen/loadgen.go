@@ -1,6 +1,9 @@
-// Package loadgen drives one RPC of user.service through go-micro at a fixed concurrency for a
-// fixed time and measures what it cost: throughput, the latency distribution (HDR histogram,
-// microsecond resolution), errors, and the CPU time and peak memory of the server processes.
+// Package loadgen is the project's load generator. Load calls a function from a pool of
+// workers, paced or in a closed loop, and keeps per phase the calls sent and failed and the
+// latency distribution (HDR histogram, microsecond resolution); the fault tests drive the
+// services with it. Run drives one RPC of user.service at a fixed concurrency for a fixed time
+// and measures what it cost: throughput, latency, errors, and the CPU time and peak memory of
+// the server processes; the benchmark (cmd/loadgen) is made of such runs.
 package loadgen
 
 import (
@@ -8,11 +11,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"go-micro.dev/v4/client"
 
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -60,13 +61,16 @@ type Result struct {
 	PeakRSSMB     []float64 `json:"server_peak_rss_mb"`
 }
 
-// Run measures cfg against users.
+// Run measures cfg against users: a closed loop of cfg.Concurrency callers, measured for
+// cfg.Duration after cfg.Warmup.
 func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, error) {
 	call, err := caller(ctx, users, cfg)
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := drive(ctx, call, cfg.Concurrency, cfg.Warmup, false); err != nil {
+	l := Start(Options{Workers: cfg.Concurrency}, "warm-up", func(ctx context.Context, _ int) error { return call(ctx) })
+	defer l.Stop()
+	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return Result{}, err
 	}
 	before, err := cpuSeconds(cfg.PIDs)
@@ -74,10 +78,11 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 		return Result{}, err
 	}
 	start := time.Now()
-	m, err := drive(ctx, call, cfg.Concurrency, cfg.Duration, true)
-	if err != nil {
+	l.SetPhase("measured")
+	if err := sleep(ctx, cfg.Duration); err != nil {
 		return Result{}, err
 	}
+	l.Stop()
 	elapsed := time.Since(start).Seconds()
 	after, err := cpuSeconds(cfg.PIDs)
 	if err != nil {
@@ -87,18 +92,31 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	ms := func(q float64) float64 { return float64(m.hist.ValueAtQuantile(q)) / 1000 }
+	m := l.Stats("measured")
+	ms := func(p float64) float64 { return float64(m.Percentile(p).Microseconds()) / 1000 }
 	r := Result{
 		Label: cfg.Label, Round: cfg.Round, Method: cfg.Method, Concurrency: cfg.Concurrency,
-		Seconds: elapsed, Requests: m.hist.TotalCount(), Errors: m.errors, FirstError: m.firstError,
-		RPS: float64(m.hist.TotalCount()) / elapsed,
-		P50: ms(50), P90: ms(90), P99: ms(99), Max: float64(m.hist.Max()) / 1000,
+		Seconds: elapsed, Requests: m.Sent, Errors: m.Failed, FirstError: m.FirstError,
+		RPS: float64(m.Sent) / elapsed,
+		P50: ms(50), P90: ms(90), P99: ms(99), Max: float64(m.Max().Microseconds()) / 1000,
 		CPUSeconds: after - before, PeakRSSMB: rss,
 	}
 	if r.Requests > 0 {
 		r.CPUPerRequest = r.CPUSeconds / float64(r.Requests) * 1e6
 	}
 	return r, nil
+}
+
+// sleep waits d, the length of a measurement, unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // caller returns the call one request makes, after creating what it needs.
@@ -133,55 +151,4 @@ func caller(ctx context.Context, users userpb.UserService, cfg Config) (func(con
 		}, nil
 	}
 	return nil, fmt.Errorf("loadgen: unknown method %q (want %s or %s)", cfg.Method, GetUser, CreateUser)
-}
-
-type measurement struct {
-	hist       *hdrhistogram.Histogram
-	errors     int64
-	firstError string
-}
-
-func newHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) } // 1µs..60s
-
-// drive runs concurrency closed-loop workers for d; each keeps its own histogram, merged at
-// the end, so that recording costs no lock.
-func drive(ctx context.Context, call func(context.Context) error, concurrency int, d time.Duration, record bool) (measurement, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		all  = measurement{hist: newHistogram()}
-		errs atomic.Int64
-	)
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := newHistogram()
-			first := ""
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				err := call(context.WithoutCancel(ctx))
-				if err != nil {
-					errs.Add(1)
-					if first == "" {
-						first = err.Error()
-					}
-				}
-				if record {
-					_ = h.RecordValue(time.Since(t0).Microseconds())
-				}
-			}
-			mu.Lock()
-			all.hist.Merge(h)
-			if all.firstError == "" {
-				all.firstError = first
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	all.errors = errs.Load()
-	return all, nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/go-micro-otel/reference/internal/proc"
 )
 
 // Process is a component's process started by this program.
@@ -140,13 +142,8 @@ func (s *Stack) pid(name string) (int, bool) {
 // procStart returns when pid started, and whether it runs: a zombie, exited but not yet
 // reaped, does not.
 func procStart(pid int) (time.Time, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return time.Time{}, false
-	}
-	// The fields after the command name, which is in parentheses and may hold anything.
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+	fields, err := proc.Stat(pid)
+	if err != nil || len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
 		return time.Time{}, false
 	}
 	ticks, err := strconv.ParseInt(fields[19], 10, 64) // starttime, in clock ticks after boot
@@ -154,11 +151,8 @@ func procStart(pid int) (time.Time, bool) {
 	if err != nil || bootErr != nil {
 		return time.Time{}, false
 	}
-	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), true
+	return boot.Add(time.Duration(ticks) * time.Second / proc.ClockTicks), true
 }
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times; 100 on every Linux this runs on.
-const clockTicks = 100
 
 // bootTime is when the machine booted, from /proc/stat.
 var bootTime = sync.OnceValues(func() (time.Time, error) {

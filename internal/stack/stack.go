@@ -67,19 +67,19 @@ func New(root string) (*Stack, error) {
 	return s, nil
 }
 
-// FindRoot returns the checkout that holds dir: the nearest folder at or above it with a
-// deploy/stack.env.
-func FindRoot(dir string) (string, error) {
+// Open returns the stack of the checkout that holds dir: the nearest folder at or above it
+// with a deploy/stack.env.
+func Open(dir string) (*Stack, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "deploy", "stack.env")); err == nil {
-			return d, nil
+			return New(d)
 		}
 		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no checkout (a folder with deploy/stack.env) at or above %s", dir)
+			return nil, fmt.Errorf("no checkout (a folder with deploy/stack.env) at or above %s", dir)
 		}
 	}
 }
