@@ -19,6 +19,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/handler"
 	"github.com/go-micro-otel/reference/internal/loadgen"
 	"github.com/go-micro-otel/reference/internal/stack"
+	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
 // The tracing modes the benchmark compares. Every traced mode exports over OTLP to the
@@ -191,12 +192,16 @@ func measureMode(ctx context.Context, st *stack.Stack, cfg benchConfig, out, mod
 		method string
 		d      time.Duration
 	}{{loadgen.GetUser, cfg.get}, {loadgen.CreateUser, cfg.create}} {
-		users, err := userService()
+		// A client of its own, as a loadgen process would have: no connection or registry
+		// cache from the previous services.
+		c, err := newClient()
 		if err != nil {
 			return rs, err
 		}
-		r, err := loadgen.Run(ctx, users, loadgen.Config{Method: m.method, Concurrency: cfg.concurrency, Warmup: cfg.warmup,
+		r, err := loadgen.Run(ctx, userpb.NewUserService(handler.UserServiceName, c), loadgen.Config{Method: m.method, Concurrency: cfg.concurrency, Warmup: cfg.warmup,
 			Duration: m.d, Users: 200, PIDs: pids, AttemptTimeout: time.Second, Label: mode, Round: round})
+		// Its registry watch would outlive it.
+		err = errors.Join(err, c.Options().Selector.Close())
 		if err != nil {
 			return rs, err
 		}

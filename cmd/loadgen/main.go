@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"go-micro.dev/v4/client"
+
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
@@ -60,11 +62,12 @@ func run() int {
 		}
 		cfg.PIDs = append(cfg.PIDs, pid)
 	}
-	users, err := userService()
+	c, err := newClient()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 2
 	}
+	users := userpb.NewUserService(handler.UserServiceName, c)
 	r, err := loadgen.Run(context.Background(), users, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -83,15 +86,15 @@ func run() int {
 	return 0
 }
 
-// userService is a client of user.service, found in the registry the environment names, with
-// the bearer token of AUTH_TOKEN, untraced: the services' sampling decides what is traced.
-func userService() (userpb.UserService, error) {
+// newClient is a client that finds the services in the registry the environment names and
+// sends the bearer token of AUTH_TOKEN. It is untraced: the services' sampling decides what is
+// traced.
+func newClient() (client.Client, error) {
 	reg, err := app.RegistryFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	c := guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg))
-	return userpb.NewUserService(handler.UserServiceName, c), nil
+	return guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg)), nil
 }
 
 func report(file string) int {

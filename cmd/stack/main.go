@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -81,7 +82,7 @@ func run(args []string) error {
 			}
 		}
 		return nil
-	case cmd == "logs" && len(names) == 1:
+	case cmd == "logs" && len(names) == 1 && slices.Contains(st.Names(), names[0]):
 		return execve([]string{"tail", "-n", "50", "-F", st.LogFile(names[0])}, os.Environ())
 	case cmd == "env" && len(names) == 0:
 		for _, kv := range st.ClientEnv() {
