@@ -146,8 +146,7 @@ func (s *Stack) Start(ctx context.Context, names ...string) ([]string, error) {
 	var started []string
 	for _, c := range cs {
 		l := c.Launch(s)
-		pid, running := s.pid(c.Name)
-		if running {
+		if _, running := s.pid(c.Name); running {
 			fmt.Fprintf(s.Out, "  %s already running\n", c.Name)
 		} else {
 			for _, p := range c.Ports {
@@ -160,7 +159,7 @@ func (s *Stack) Start(ctx context.Context, names ...string) ([]string, error) {
 			if err != nil {
 				return started, err
 			}
-			pid = proc.PID()
+			pid := proc.PID()
 			if err := os.WriteFile(s.pidFile(c.Name), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 				_ = proc.Stop(grace(c))
 				return started, err
