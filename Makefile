@@ -1,11 +1,12 @@
 # Run `make help` for the targets.
 SHELL := /bin/bash
 BIN   := $(CURDIR)/.cache/bin
-# The code generators and linters, pinned in tools/go.mod and built into .cache/bin.
-TOOLS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck
+# The code generators, linters and benchstat, pinned in tools/go.mod and built into .cache/bin.
+TOOLS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck $(BIN)/benchstat
 TOOL_PKGS := google.golang.org/protobuf/cmd/protoc-gen-go \
 	github.com/go-micro/generator/cmd/protoc-gen-micro \
-	honnef.co/go/tools/cmd/staticcheck
+	honnef.co/go/tools/cmd/staticcheck \
+	golang.org/x/perf/cmd/benchstat
 CMDS := user-service order-service user-client
 
 # The stack runs under docker compose when a Docker engine answers, as local processes
@@ -14,7 +15,7 @@ STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/nul
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env
 NATIVE  := deploy/native/stack.sh
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke bench-overhead bench-profile
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +64,12 @@ bench: native-tools ## What tracing costs, four modes side by side under load (~
 
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	scripts/bench.sh --smoke
+
+bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four modes, 10 interleaved rounds, benchstat (~7 min).
+	scripts/bench-overhead.sh
+
+bench-profile: $(TOOLS) ## One round of bench-overhead with CPU profiles, and each traced mode's difference from none.
+	scripts/bench-overhead.sh --profile
 
 up: ## Start the stack and wait until every part is healthy.
 ifeq ($(STACK),compose)
