@@ -30,10 +30,16 @@ var (
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
 	name    string                // span name and rpc.method: "user.User/CreateUser"
-	attrs   trace.SpanStartOption // rpc.system.name and rpc.method
+	kvs     []attribute.KeyValue  // rpc.system.name and rpc.method
+	attrs   trace.SpanStartOption // the same, as a start option
 	metrics measured              // the same, for the duration metrics
 	// original is the endpoint the caller named, for a method the wrapper does not recognise.
 	original trace.SpanStartOption
+	// serverStart starts a SERVER span of the method: built once, so that starting one
+	// allocates no options.
+	serverStart []trace.SpanStartOption
+	// recognised methods are cached, and so may be what is derived from them.
+	recognised bool
 }
 
 // A method is recognised by its request: a protobuf message names the package the method
@@ -57,7 +63,7 @@ type methods struct {
 // rpc.method is _OTHER and the span is named after the RPC system.
 var otherMethod = func() method {
 	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod("_OTHER")}
-	return method{name: rpcSystem.Value.AsString(), attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
+	return method{name: rpcSystem.Value.AsString(), kvs: kvs, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
 }()
 
 // maxOriginal bounds the rpc.method_original a caller can put on a span.
@@ -71,6 +77,7 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 			endpoint = endpoint[:maxOriginal]
 		}
 		m.original = trace.WithAttributes(semconv.RPCMethodOriginal(strings.ToValidUTF8(endpoint, "?")))
+		m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
 		return &m
 	}
 	key := methodKey{endpoint, reflect.TypeOf(body)}
@@ -82,7 +89,8 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 	}
 	name := rpcMethod(endpoint, pm)
 	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}
-	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...), original: noOption}
+	m = &method{name: name, kvs: kvs, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...), original: noOption, recognised: true}
+	m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -96,17 +104,18 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 // with the same options as others.
 var noOption = trace.WithAttributes()
 
-// cache keeps what is derived from a string (a node address, a topic), so that the hot path
-// neither parses nor allocates. Keys come from the registry and the code, but a long-running
-// client sees nodes come and go, so the cache starts over past a bound.
-type cache[V any] struct {
+// cache keeps what is derived from a key (a node, a topic, a connection's addresses), so
+// that the hot path neither parses nor allocates. Keys come from the registry, the code and
+// the connections, but a long-running process sees nodes and connections come and go, so the
+// cache starts over past a bound.
+type cache[K comparable, V any] struct {
 	mu sync.RWMutex
-	m  map[string]V
+	m  map[K]V
 }
 
 const cacheSize = 1024
 
-func (c *cache[V]) get(key string, build func(string) V) V {
+func (c *cache[K, V]) get(key K, build func(K) V) V {
 	c.mu.RLock()
 	o, ok := c.m[key]
 	c.mu.RUnlock()
@@ -116,7 +125,7 @@ func (c *cache[V]) get(key string, build func(string) V) V {
 	o = build(key)
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= cacheSize {
-		c.m = make(map[string]V)
+		c.m = make(map[K]V)
 	}
 	c.m[key] = o
 	c.mu.Unlock()
