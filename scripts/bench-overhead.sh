@@ -4,16 +4,17 @@
 # SQLite, NATS JetStream and the services' real SDK set-up exporting to an in-process OTLP
 # receiver, in four modes: none, ours-10%, ours-100%, plugin-100%.
 #
-# `go test -count N` would run each mode N times back to back, so that drift on the machine
-# (other work, frequency, the page cache) would fall on one mode. Instead each round is a
-# process of its own that runs every mode once, in an order rotated from round to round; the
-# rounds together are the samples benchstat compares. The last line is the CPU time per request
-# of each traced mode against none: the geometric mean over both methods of the ratio of
-# medians, as benchstat's geomean row.
+# Within a round, every mode's stack runs at once and the modes take turns in bursts of 0.2 s,
+# so that whatever else the machine does weighs on every mode alike; a round is a process, and
+# the rounds are the samples benchstat compares (`go test -count` would run each mode's rounds
+# back to back instead). The last line is the CPU time per request of each traced mode against
+# none: the geometric mean over both methods of the ratio of the medians, as in benchstat's
+# geomean row.
 #
-#   scripts/bench-overhead.sh            the full run (BENCH_ROUNDS=10, BENCH_TIME=3s per loop)
-#   scripts/bench-overhead.sh --profile  one round with a CPU profile of every loop, and the
-#                                        difference of each traced mode's profile from none's
+#   scripts/bench-overhead.sh            the full run: BENCH_ROUNDS=10 rounds, each mode
+#                                        measured for BENCH_TIME=3s per method and round
+#   scripts/bench-overhead.sh --profile  one round of 10 s with a CPU profile, split by mode,
+#                                        and each traced mode's difference from none
 # Raw results, the tables and the profiles go to run/bench-overhead/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ benchstat=$root/.cache/bin/benchstat
 rounds=${BENCH_ROUNDS:-10} benchtime=${BENCH_TIME:-3s}
 profile=false
 if [ "${1:-}" = --profile ]; then
-	profile=true rounds=1 benchtime=${BENCH_TIME:-4000x}
+	profile=true rounds=1 benchtime=${BENCH_TIME:-10s}
 fi
 modes=(none ours-10% ours-100% plugin-100%)
 
@@ -38,8 +39,8 @@ fi
 start=$SECONDS
 for ((r = 0; r < rounds; r++)); do
 	# The test binary runs in its package's folder, as go test runs it.
-	if ! (cd internal/app && BENCH_OVERHEAD_ROUND=$r "$out/app.test" -test.run '^$' \
-		-test.bench '^BenchmarkOverhead$' -test.benchtime "$benchtime" -test.count 1) >"$out/round-$r.log" 2>&1; then
+	if ! (cd internal/app && BENCH_OVERHEAD_ROUND=$r BENCH_OVERHEAD_TIME=$benchtime "$out/app.test" -test.run '^$' \
+		-test.bench '^BenchmarkOverhead$' -test.benchtime 1x) >"$out/round-$r.log" 2>&1; then
 		cat "$out/round-$r.log" >&2
 		echo "bench-overhead: round $((r + 1)) failed" >&2
 		exit 1
@@ -53,11 +54,15 @@ order="/mode@($(echo "${modes[@]}"))"
 "$benchstat" -col "$order" "$out/results.txt" | tee "$out/table.txt"
 
 if $profile; then
-	for m in "${modes[@]:1}"; do
-		for method in GetUser CreateUser; do
+	# Every goroutine of a mode's stack carries the label mode=NAME: one profile per mode.
+	for method in GetUser CreateUser; do
+		for m in "${modes[@]}"; do
+			go tool pprof -tagfocus "mode=$m" -proto "$out/profiles/$method.pprof" >"$out/profiles/${m}_$method.pb.gz" 2>/dev/null
+		done
+		for m in "${modes[@]:1}"; do
 			echo
-			echo "== $m against none, $method: go tool pprof -top -diff_base $out/profiles/none_$method.pprof $out/profiles/${m}_$method.pprof"
-			go tool pprof -top -nodecount 25 -diff_base "$out/profiles/none_$method.pprof" "$out/profiles/${m}_$method.pprof" 2>/dev/null | sed -n '1,35p'
+			echo "== $method, $m against none: go tool pprof -top -diff_base $out/profiles/none_$method.pb.gz $out/profiles/${m}_$method.pb.gz"
+			go tool pprof -top -nodecount 20 -diff_base "$out/profiles/none_$method.pb.gz" "$out/profiles/${m}_$method.pb.gz" 2>/dev/null | sed -n '5,28p'
 		done
 	done
 fi

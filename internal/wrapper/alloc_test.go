@@ -37,7 +37,9 @@ func (c *answeringClient) Call(ctx context.Context, req client.Request, rsp inte
 // the request arrives with an unsampled traceparent, and its handler makes one call to the
 // next service. With traced false, the same hop without the wrappers.
 func unsampledHop(t testing.TB, traced bool) func() {
-	answer := func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error { return nil }
+	answer := func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
+		return nil
+	}
 	var c client.Client = &answeringClient{call: answer}
 	if traced {
 		opts := []Option{
