@@ -4,7 +4,6 @@
 package deploy_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,21 +17,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 )
 
+// loadCompose loads the compose file as `make demo` has docker compose load it, in a shell that
+// sets none of the stack's variables.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	// As the Makefile runs it: --env-file stack.env.
-	opts, err := cli.NewProjectOptions([]string{"docker-compose.yaml"},
-		cli.WithWorkingDirectory("."), cli.WithProfiles([]string{"demo"}),
-		cli.WithEnvFiles("stack.env"), cli.WithDotEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
+	return loadComposeIn(t, nil)
+}
+
+// loadComposeIn loads it in a shell that sets env and none of the stack's other variables.
+func loadComposeIn(t *testing.T, env map[string]string) *types.Project {
+	t.Helper()
+	inShell(t, env)
+	p, err := loadLikeCLI(subcommand(t, makeCompose(t, "up"), "up"), "demo")
 	if err != nil {
 		t.Fatalf("docker-compose.yaml does not load: %v", err)
 	}
@@ -48,7 +48,7 @@ func TestComposeFileIsValid(t *testing.T) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	want := "consul jaeger nats order-service otel-collector prometheus user-client user-service"
+	want := "consul jaeger nats order-service otel-collector otelcol-queue-owner prometheus user-client user-service"
 	if strings.Join(names, " ") != want {
 		t.Errorf("services %v, want %s", names, want)
 	}
@@ -80,7 +80,10 @@ func TestComposeFileIsValid(t *testing.T) {
 func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 	p := loadCompose(t)
 	script := read(t, "native/stack.sh")
-	for svc, file := range map[string]string{"otel-collector": "otel-config.yaml", "jaeger": "jaeger-config.yaml"} {
+	for _, run := range []struct{ svc, file string }{
+		{"otel-collector", "otel-config.yaml"}, {"otel-collector", "otel-tail-sampling.yaml"}, {"jaeger", "jaeger-config.yaml"},
+	} {
+		svc, file := run.svc, run.file
 		mounted := false
 		for _, v := range p.Services[svc].Volumes {
 			mounted = mounted || strings.HasSuffix(v.Source, "/"+file)
@@ -103,7 +106,7 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 
 	native := nativeEnv(t)
 	for _, svc := range []string{"user-service", "order-service", "user-client"} {
-		for name, value := range p.Services[svc].Environment {
+		for name, value := range received(p.Services[svc]) {
 			switch name {
 			case "MICRO_SERVER_ADDRESS", "DATA_DIR", "JAEGER_QUERY_URL":
 				continue // set per process, checked below where it matters
@@ -113,8 +116,8 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 				t.Errorf("compose %s sets %s; the native stack does not", svc, name)
 				continue
 			}
-			if hostless(nv) != hostless(deref(value)) {
-				t.Errorf("%s: compose %q, native %q", name, deref(value), nv)
+			if hostless(nv) != hostless(value) {
+				t.Errorf("%s: compose %q, native %q", name, value, nv)
 			}
 		}
 	}
@@ -125,11 +128,28 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 	}
 }
 
+// Tail sampling is opt-in: the collector runs otel-tail-sampling.yaml over its configuration
+// only when TAIL_SAMPLING_PERCENT is set, in compose as natively.
+func TestTailSamplingRunsOnlyWhenAskedFor(t *testing.T) {
+	if got := strings.Join(loadCompose(t).Services["otel-collector"].Command, " "); got != "--config=/etc/otelcol/config.yaml" {
+		t.Errorf("without TAIL_SAMPLING_PERCENT the collector runs %q, want its configuration alone", got)
+	}
+	p := loadComposeIn(t, map[string]string{"TAIL_SAMPLING_PERCENT": "10"})
+	cmd := p.Services["otel-collector"].Command
+	if len(cmd) != 2 || cmd[1] != "--config=/etc/otelcol/tail-sampling.yaml" || mountedFrom(p.Services["otel-collector"], "/etc/otelcol/tail-sampling.yaml") != "otel-tail-sampling.yaml" {
+		t.Errorf("with TAIL_SAMPLING_PERCENT=10 the collector runs %q, want the tail-sampling overlay too", cmd)
+	}
+	if !strings.Contains(read(t, "native/stack.sh"), `[ -n "${TAIL_SAMPLING_PERCENT:-}" ] && sampling=(--config "$root/deploy/otel-tail-sampling.yaml")`) {
+		t.Error("native/stack.sh does not add otel-tail-sampling.yaml exactly when TAIL_SAMPLING_PERCENT is set")
+	}
+}
+
 // credentials are the settings of stack.env that are secrets: Kubernetes takes them from a
 // Secret, never from the ConfigMap.
-var credentials = []string{"CONSUL_HTTP_TOKEN", "NATS_TOKEN"}
+var credentials = []string{"CONSUL_HTTP_TOKEN", "NATS_TOKEN", "AUTH_TOKEN"}
 
-// Consul and NATS demand the stack's tokens in both stacks, and the services get them.
+// Consul and NATS demand the stack's tokens in both stacks, the services demand AUTH_TOKEN, and
+// the services and every client of both stacks get all three.
 func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 	p := loadCompose(t)
 	env := parseEnvFile(t, "stack.env")
@@ -150,13 +170,32 @@ func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 	if !strings.Contains(nats, "-js") || !strings.Contains(nats, "--auth "+env["NATS_TOKEN"]) {
 		t.Errorf("compose nats runs without JetStream or the token: %s", nats)
 	}
-	if !strings.Contains(script, `-js -sd "$run/nats"`) || !strings.Contains(script, `auth=(--auth "$NATS_TOKEN")`) {
+	if !strings.Contains(script, `-js -sd "$run/nats" --auth "$NATS_TOKEN"`) {
 		t.Error("native/stack.sh runs NATS without JetStream or the token")
 	}
-	for _, svc := range []string{"user-service", "order-service", "user-client"} {
-		for _, name := range credentials {
-			if got := deref(p.Services[svc].Environment[name]); got != env[name] {
+	native := nativeEnv(t)
+	for _, name := range credentials {
+		for _, svc := range []string{"user-service", "order-service", "user-client"} {
+			if got := received(p.Services[svc])[name]; got != env[name] {
 				t.Errorf("compose %s gets %s=%q, want stack.env's", svc, name, got)
+			}
+		}
+		// Native services get `stack.sh env`, and so do its clients: make demo's user-client,
+		// make bench's services and loadgen, and the e2e tests' clients (e2e/clientEnv).
+		if native[name] != env[name] {
+			t.Errorf("native/stack.sh env gives %s=%q, want stack.env's", name, native[name])
+		}
+	}
+	if !strings.Contains(script, `mapfile -t env < <(client_env)`) {
+		t.Error("native/stack.sh does not start the services with `stack.sh env`")
+	}
+	for file, uses := range map[string][]string{
+		"../Makefile":         {"env $$($(NATIVE) env) run/bin/user-client"},
+		"../scripts/bench.sh": {"env $($stack env) $(mode_env \"$mode\")", "env $($stack env) run/bin/loadgen"},
+	} {
+		for _, use := range uses {
+			if !strings.Contains(read(t, file), use) {
+				t.Errorf("%s does not run %q: its client or services would miss the stack's credentials", file, use)
 			}
 		}
 	}
@@ -226,14 +265,17 @@ func TestComposeMonitorTabReadsTheCollectorsSpanMetrics(t *testing.T) {
 func TestCollectorConfigFitsTheNativeBuild(t *testing.T) {
 	otel := yamlDocs(t, "otel-config.yaml")[0]
 	manifest := read(t, "native/otelcol/manifest.yaml")
-	for _, kind := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
-		section, _ := otel[kind].(map[string]any)
-		for id := range section {
-			// A component id is type[/name]; ocb modules are named <type without _><kind>.
-			typ, _, _ := strings.Cut(id, "/")
-			module := strings.ReplaceAll(typ, "_", "") + strings.TrimSuffix(kind, "s")
-			if !regexp.MustCompile(`/` + module + ` v`).MatchString(manifest) {
-				t.Errorf("otel-config.yaml uses %s %q; native/otelcol/manifest.yaml builds no %s", kind, id, module)
+	for file, config := range map[string]map[string]any{"otel-config.yaml": otel, "otel-tail-sampling.yaml": yamlDocs(t, "otel-tail-sampling.yaml")[0]} {
+		for _, kind := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
+			section, _ := config[kind].(map[string]any)
+			for id := range section {
+				// A component id is type[/name]; ocb modules are named <type without _><kind>
+				// (a few, such as file_storage's, <type without _> alone).
+				typ, _, _ := strings.Cut(id, "/")
+				module := strings.ReplaceAll(typ, "_", "") + strings.TrimSuffix(kind, "s")
+				if !regexp.MustCompile(`/(` + module + `|` + strings.ReplaceAll(typ, "_", "") + `) v`).MatchString(manifest) {
+					t.Errorf("%s uses %s %q; native/otelcol/manifest.yaml builds no %s", file, kind, id, module)
+				}
 			}
 		}
 	}
@@ -247,88 +289,6 @@ func TestCollectorConfigFitsTheNativeBuild(t *testing.T) {
 	if !slices.Contains(receivers, any("otlp")) || len(processors) == 0 || processors[0] != "memory_limiter" ||
 		!slices.Contains(processors, any("batch")) || len(exporters) == 0 {
 		t.Errorf("logs pipeline %v: want otlp -> memory_limiter first, batch -> an exporter", logs)
-	}
-}
-
-// The manifests give each service the environment compose gives it, and the same ports.
-func TestKubernetesMatchesCompose(t *testing.T) {
-	p := loadCompose(t)
-	config := map[string]string{}
-	deployments := map[string]map[string]any{}
-	for _, doc := range yamlDocs(t, "k8s/config.yaml", "k8s/user-service.yaml", "k8s/order-service.yaml") {
-		switch doc["kind"] {
-		case "ConfigMap":
-			for k, v := range doc["data"].(map[string]any) {
-				config[k] = v.(string)
-			}
-		case "Deployment":
-			deployments[doc["metadata"].(map[string]any)["name"].(string)] = doc
-		}
-	}
-	for k, v := range parseEnvFile(t, "stack.env") {
-		if slices.Contains(credentials, k) {
-			if _, ok := config[k]; ok {
-				t.Errorf("k8s ConfigMap holds the secret %s", k)
-			}
-			continue
-		}
-		if config[k] != v {
-			t.Errorf("k8s ConfigMap %s = %q, stack.env has %q", k, config[k], v)
-		}
-	}
-	ports := servicePorts(t, p)
-	for _, svc := range []string{"user-service", "order-service"} {
-		d, ok := deployments[svc]
-		if !ok {
-			t.Fatalf("no Deployment %s", svc)
-		}
-		c := dig(d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
-		env := map[string]string{}
-		for k, v := range config {
-			env[k] = v
-		}
-		for _, e := range c["env"].([]any) {
-			e := e.(map[string]any)
-			if v, ok := e["value"].(string); ok {
-				env[e["name"].(string)] = v
-			}
-		}
-		for name, value := range p.Services[svc].Environment {
-			if slices.Contains(credentials, name) {
-				continue // from the Secret, checked below
-			}
-			if name == "OTEL_RESOURCE_ATTRIBUTES" {
-				if !strings.HasPrefix(env[name], deref(value)) {
-					t.Errorf("%s %s = %q, want it to extend %q", svc, name, env[name], deref(value))
-				}
-				continue
-			}
-			if env[name] != deref(value) {
-				t.Errorf("%s %s: k8s %q, compose %q", svc, name, env[name], deref(value))
-			}
-		}
-		port := dig(c, "ports").([]any)[0].(map[string]any)["containerPort"]
-		if toString(port) != ports[svc] {
-			t.Errorf("%s containerPort %v, compose listens on %s", svc, port, ports[svc])
-		}
-		if img := c["image"].(string); !strings.HasPrefix(p.Services[svc].Image, img+":") {
-			t.Errorf("%s image %q, compose builds %q", svc, img, p.Services[svc].Image)
-		}
-		for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-			if c[probe] == nil {
-				t.Errorf("%s has no %s", svc, probe)
-			}
-		}
-		secret := false
-		for _, from := range c["envFrom"].([]any) {
-			secret = secret || dig(from.(map[string]any), "secretRef", "name") == "go-micro-otel-credentials"
-		}
-		if !secret {
-			t.Errorf("%s does not take its credentials from the go-micro-otel-credentials Secret", svc)
-		}
-		if dig(c, "resources", "limits", "memory") == nil {
-			t.Errorf("%s has no memory limit", svc)
-		}
 	}
 }
 

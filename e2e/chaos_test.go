@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	_ "modernc.org/sqlite" // reads order.service's database
 
 	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -57,7 +59,7 @@ type row struct {
 	EventsCreated, Delivered     int
 	Deliveries                   int // deliveries JetStream made to order.service for them; beyond Delivered, duplicates the consumer absorbed
 	SpansEnded, Exported, Lost   int64
-	PeakRSSBeforeMB, PeakRSSMB   float64
+	Probes, ProbesInJaeger       int // traces of the test's own, and how many reached Jaeger whole
 	Notes                        string
 	stackLogs, extraInstanceLogs []string
 }
@@ -73,7 +75,7 @@ type chaos struct {
 
 func TestChaos(t *testing.T) {
 	stack(t, "down")
-	for _, dir := range []string{"data", "nats", "chaos"} {
+	for _, dir := range []string{"data", "nats", "chaos", "jaeger", "otelcol"} {
 		if err := os.RemoveAll(filepath.Join(root, "run", dir)); err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +88,7 @@ func TestChaos(t *testing.T) {
 
 	// The consul registry reads its ACL token from the environment, as the services do.
 	t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN"))
-	c := app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500")))
+	c := guard.ClientWrapper(stackSetting(t, "AUTH_TOKEN"))(app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))))
 	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c),
 		env: clientEnv(t)}
 	for range 20 {
@@ -104,6 +106,8 @@ func TestChaos(t *testing.T) {
 		{"order.service instance killed", instanceKilled},
 		{"SIGTERM under load", sigtermUnderLoad},
 		{"Jaeger down", jaegerDown},
+		{"Jaeger restarted", jaegerRestarted},
+		{"collector restarted while Jaeger is down", collectorRestartedWhileJaegerIsDown},
 	} {
 		r := &row{Scenario: sc.name}
 		rows = append(rows, r)
@@ -122,46 +126,45 @@ func TestChaos(t *testing.T) {
 	writeReport(t, rows)
 }
 
-// collectorDown: with the collector stopped, requests go on as before, memory stays bounded
-// (the SDK's span queue drops, never blocks), and export resumes when it returns.
+// collectorDown: with the collector stopped, requests go on as before, the services keep every
+// span in their SDK's queue with bounded memory, and export resumes within seconds of its
+// return, the outage's spans first.
 func collectorDown(t *testing.T, h *chaos, r *row) {
 	pids := readPIDs(t)
 	l := startLoad(50, 8, "before", h.mixed)
+	p := h.startProbes()
 	rssBefore := peakRSS(t, pids, 10*time.Second)
 	l.setPhase("during")
 	stack(t, "stop", "otelcol")
+	outageStart := time.Now()
 	rssDuring := peakRSS(t, pids, outage(t))
 	l.setPhase("after")
-	stack(t, "up")
+	back := portOpens(t, "127.0.0.1:4317")
+	stack(t, "start", "otelcol")
+	returned := <-back
+	time.Sleep(5 * time.Second) // the load goes on after the return, as it would
 	l.stop()
 	h.fill(r, l)
-	r.PeakRSSBeforeMB, r.PeakRSSMB = rssBefore, rssDuring
 	if r.Failed > 0 {
 		t.Errorf("%d requests failed with the collector down; first: %s", r.Failed, l.stats("during").FirstError)
 	}
-	if grown := rssDuring - rssBefore; grown > 64 {
-		t.Errorf("the services' memory grew %.0f MB while the collector was down", grown)
+	var notes []string
+	for _, svc := range []string{"user-service", "order-service"} {
+		// The queue's bound: SpanQueueSize spans of about 1 KB, twice over for the GC's headroom.
+		grown := rssDuring[svc] - rssBefore[svc]
+		if grown > 64 {
+			t.Errorf("%s grew %.0f MB while the collector was down", svc, grown)
+		}
+		resumed, waiting := exportResumed(t, filepath.Join(root, "run", svc+".log"), outageStart)
+		if after := resumed.Sub(returned); after > 5*time.Second {
+			t.Errorf("%s resumed export %s after the collector returned, want within 5s", svc, after)
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d spans waited (%.0f/s), RSS %.0f MB before, peak %.0f MB during (+%.0f), export resumed %.1fs after the return",
+			svc, waiting, float64(waiting)/returned.Sub(outageStart).Seconds(), rssBefore[svc], rssDuring[svc], grown, resumed.Sub(returned).Seconds()))
 	}
 	noSlowerThanNoise(t, l)
-
-	// The exporter's gRPC connection backs off while the collector is away, and its queue is
-	// still full of the outage's spans: export resumes within minutes, not at once. A fresh
-	// trace every few seconds shows when.
-	back := time.Now()
-	j := jaeger.New(jaegerURL)
-	for resumed := false; !resumed; {
-		if time.Since(back) > 3*time.Minute {
-			t.Fatal("no trace made after the collector returned reached Jaeger within 3 minutes")
-		}
-		traceID := h.tracedGetUser(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := j.WaitTrace(ctx, traceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("user.service", "user.User/GetUser", jaeger.KindServer)) == 1
-		})
-		cancel()
-		resumed = err == nil
-	}
-	r.Notes = fmt.Sprintf("spans of the outage are dropped by design; export resumed within %s", time.Since(back).Round(time.Second))
+	h.probesReachJaeger(t, r, p.finish())
+	r.Notes = strings.Join(notes, "; ")
 }
 
 // natsDown: users created while NATS is down all succeed; their events wait in the outbox and
@@ -298,6 +301,7 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 // jaegerDown: with Jaeger stopped behind a running collector, the services do not notice.
 func jaegerDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
+	p := h.startProbes()
 	time.Sleep(10 * time.Second)
 	l.setPhase("during")
 	stack(t, "stop", "jaeger")
@@ -310,7 +314,79 @@ func jaegerDown(t *testing.T, h *chaos, r *row) {
 		t.Errorf("%d calls failed with Jaeger down; first: %s", r.Failed, l.stats("during").FirstError)
 	}
 	noSlowerThanNoise(t, l)
-	r.Notes = "the collector took every span; Jaeger lost what it held in memory"
+	h.probesReachJaeger(t, r, p.finish())
+	r.Notes = "the collector kept what Jaeger could not take and delivered it on its return"
+}
+
+// jaegerRestarted: Jaeger keeps its traces on disk: every trace it held before a restart is
+// there, whole, after it, and what the collector sent meanwhile arrives too.
+func jaegerRestarted(t *testing.T, h *chaos, r *row) {
+	l := startLoad(50, 8, "before", h.mixed)
+	p := h.startProbes()
+	time.Sleep(10 * time.Second)
+	j := jaeger.New(jaegerURL)
+	stored := map[string]int{} // trace id: its spans, as Jaeger held them before the restart
+	for _, id := range p.sofar() {
+		tr := waitProbe(t, j, id, time.Minute)
+		if tr == nil {
+			t.Fatalf("probe trace %s never reached Jaeger before the restart", id)
+		}
+		stored[id] = len(tr.Spans)
+	}
+	l.setPhase("during")
+	stack(t, "stop", "jaeger")
+	stack(t, "start", "jaeger")
+	l.setPhase("after")
+	time.Sleep(5 * time.Second)
+	l.stop()
+	h.fill(r, l)
+	if r.Failed > 0 {
+		t.Errorf("%d calls failed around the Jaeger restart; first: %s", r.Failed, l.stats("during").FirstError)
+	}
+	kept := 0
+	for id, spans := range stored {
+		tr, err := j.Trace(context.Background(), id)
+		switch {
+		case err != nil:
+			t.Errorf("trace %s, stored before the restart: %v", id, err)
+		case len(tr.Spans) != spans:
+			t.Errorf("trace %s had %d spans before the restart, %d after", id, spans, len(tr.Spans))
+		default:
+			kept++
+		}
+	}
+	h.probesReachJaeger(t, r, p.finish())
+	r.Notes = fmt.Sprintf("%d of the %d traces stored before the restart still there, whole", kept, len(stored))
+}
+
+// collectorRestartedWhileJaegerIsDown: what the collector could not deliver to Jaeger waits in
+// its queue on disk; a restart of the collector keeps it, and all of it reaches Jaeger when
+// Jaeger is back.
+func collectorRestartedWhileJaegerIsDown(t *testing.T, h *chaos, r *row) {
+	l := startLoad(50, 8, "before", h.mixed)
+	p := h.startProbes()
+	time.Sleep(5 * time.Second)
+	l.setPhase("during")
+	stack(t, "stop", "jaeger")
+	time.Sleep(outage(t) / 2)
+	queued := exporterQueue(t)
+	stack(t, "stop", "otelcol")
+	stack(t, "start", "otelcol")
+	reloaded := exporterQueue(t)
+	time.Sleep(outage(t) / 2)
+	l.setPhase("after")
+	stack(t, "start", "jaeger")
+	time.Sleep(5 * time.Second)
+	l.stop()
+	h.fill(r, l)
+	if r.Failed > 0 {
+		t.Errorf("%d calls failed; first: %s", r.Failed, l.stats("during").FirstError)
+	}
+	if queued == 0 || reloaded == 0 {
+		t.Errorf("batches queued for Jaeger: %d before the collector's restart, %d after: the restart did not find the queue on disk", queued, reloaded)
+	}
+	h.probesReachJaeger(t, r, p.finish())
+	r.Notes = fmt.Sprintf("%d batches queued for Jaeger at the collector's restart, %d found on disk after it", queued, reloaded)
 }
 
 // warmUp makes a few calls to each service the stack has just restarted. The client's pooled
@@ -367,13 +443,161 @@ func (h *chaos) mixed(ctx context.Context, i int) error {
 }
 
 // tracedGetUser calls GetUser inside a sampled trace of the test's own and returns its id.
-func (h *chaos) tracedGetUser(t *testing.T) string {
+// The trace holds spans of both services: GetUser asks order.service for the order count.
+func (h *chaos) tracedGetUser() (string, error) {
 	traceID := randomHex(16)
 	ctx := metadata.NewContext(context.Background(), metadata.Metadata{"Traceparent": "00-" + traceID + "-" + randomHex(8) + "-01"})
-	if _, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: h.someUser(0)}, client.WithRequestTimeout(10*time.Second)); err != nil {
-		t.Fatalf("GetUser after the collector returned: %v", err)
+	_, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: h.someUser(0)}, client.WithRequestTimeout(10*time.Second))
+	return traceID, err
+}
+
+// probes makes a traced call five times a second until finished: traces the test knows, to
+// find in Jaeger afterwards.
+type probes struct {
+	mu     sync.Mutex
+	ids    []string
+	failed int
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func (h *chaos) startProbes() *probes {
+	p := &probes{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			id, err := h.tracedGetUser()
+			p.mu.Lock()
+			if err != nil {
+				p.failed++
+			} else {
+				p.ids = append(p.ids, id)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// sofar returns the probe traces made so far.
+func (p *probes) sofar() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.ids)
+}
+
+// finish stops the probes and returns their trace ids.
+func (p *probes) finish() []string {
+	close(p.stop)
+	<-p.done
+	return p.sofar()
+}
+
+// probeComplete says a probe trace holds the server spans of both services.
+func probeComplete(tr *jaeger.Trace) bool {
+	return len(tr.Find("user.service", "user.User/GetUser", jaeger.KindServer)) == 1 &&
+		len(tr.Find("order.service", "order.Order/CountOrders", jaeger.KindServer)) == 1
+}
+
+// waitProbe waits up to d for a probe trace to be whole in Jaeger; nil if it is not.
+func waitProbe(t *testing.T, j *jaeger.Client, id string, d time.Duration) *jaeger.Trace {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	tr, err := j.WaitTrace(ctx, id, probeComplete)
+	if err != nil {
+		return nil
 	}
-	return traceID
+	return tr
+}
+
+// probesReachJaeger waits until every probe trace is whole in Jaeger, three minutes at most
+// in all, and counts them into the row.
+func (h *chaos) probesReachJaeger(t *testing.T, r *row, ids []string) {
+	t.Helper()
+	j := jaeger.New(jaegerURL)
+	deadline := time.Now().Add(3 * time.Minute)
+	r.Probes = len(ids)
+	var missing []string
+	for _, id := range ids {
+		if waitProbe(t, j, id, max(time.Until(deadline), time.Second)) == nil {
+			missing = append(missing, id)
+		} else {
+			r.ProbesInJaeger++
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d of %d probe traces are not whole in Jaeger, e.g. %s", len(missing), len(ids), missing[0])
+	}
+}
+
+// portOpens reports, on the channel it returns, when something first accepts connections on
+// addr.
+func portOpens(t *testing.T, addr string) <-chan time.Time {
+	t.Helper()
+	at := make(chan time.Time, 1)
+	go func() {
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+				c.Close()
+				at <- time.Now()
+				return
+			}
+		}
+		close(at)
+	}()
+	return at
+}
+
+// exportResumed returns when a service logged that its span export works again after since,
+// and how many spans were waiting for export then.
+func exportResumed(t *testing.T, logFile string, since time.Time) (time.Time, int64) {
+	t.Helper()
+	f, err := os.Open(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Time    time.Time `json:"time"`
+			Msg     string    `json:"msg"`
+			Signal  string    `json:"signal"`
+			Waiting int64     `json:"waiting"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "OTLP export resumed" && rec.Signal == "traces" && rec.Time.After(since) {
+			return rec.Time, rec.Waiting
+		}
+	}
+	t.Fatalf("%s does not say that span export resumed", logFile)
+	return time.Time{}, 0
+}
+
+// exporterQueue returns how many batches wait in the collector's queue towards Jaeger, from
+// the collector's own metrics.
+func exporterQueue(t *testing.T) int {
+	t.Helper()
+	for line := range strings.Lines(get(t, "http://127.0.0.1:8888/metrics")) {
+		if strings.HasPrefix(line, "otelcol_exporter_queue_size{") && strings.Contains(line, `exporter="otlp/jaeger"`) {
+			fields := strings.Fields(line)
+			n, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+			if err != nil {
+				t.Fatalf("collector metric %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatal("the collector reports no otelcol_exporter_queue_size for otlp/jaeger")
+	return 0
 }
 
 // fill copies the load's figures into the report row.
@@ -521,7 +745,7 @@ func (h *chaos) countSpans(t *testing.T, r *row) {
 		r.Exported += c.Exported
 		r.Lost += c.Failed + c.Dropped
 	}
-	if r.Scenario != "collector down" && r.Lost > 0 {
+	if r.Lost > 0 {
 		t.Errorf("%d of %d spans were not exported", r.Lost, r.SpansEnded)
 	}
 }
@@ -623,16 +847,15 @@ func waitInstances(t *testing.T, service string, n int) {
 	}
 }
 
-// peakRSS samples the resident memory of the processes, summed, every 250ms for d; in MB.
-func peakRSS(t *testing.T, pids map[string]int, d time.Duration) float64 {
+// peakRSS samples the resident memory of each service every 250ms for d and returns each
+// one's peak, in MB.
+func peakRSS(t *testing.T, pids map[string]int, d time.Duration) map[string]float64 {
 	t.Helper()
-	var peak float64
+	peak := map[string]float64{}
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
-		var sum float64
 		for _, name := range []string{"user-service", "order-service"} {
-			sum += rssMB(t, pids[name])
+			peak[name] = math.Max(peak[name], rssMB(t, pids[name]))
 		}
-		peak = math.Max(peak, sum)
 	}
 	return peak
 }
@@ -658,16 +881,17 @@ func rssMB(t *testing.T, pid int) float64 {
 
 func writeReport(t *testing.T, rows []*row) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| scenario | requests | failed | p99 before | p99 during | events created | delivered | duplicates | spans ended | exported | lost | notes |\n")
-	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| scenario | requests | failed | p99 before | p99 during | events created | delivered | duplicates | spans ended | exported | lost | probe traces in Jaeger | notes |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 	for _, r := range rows {
-		notes := r.Notes
-		if r.PeakRSSMB > 0 {
-			notes = fmt.Sprintf("%s; peak RSS %.0f MB before, %.0f MB during", notes, r.PeakRSSBeforeMB, r.PeakRSSMB)
+		probes := ""
+		if r.Probes > 0 {
+			probes = fmt.Sprintf("%d/%d", r.ProbesInJaeger, r.Probes)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %d | %d | %d | %d | %d | %d | %s |\n", r.Scenario, r.Sent, r.Failed,
-			ms(r.P99Before), ms(r.P99During), r.EventsCreated, r.Delivered, r.Deliveries-r.Delivered, r.SpansEnded, r.Exported, r.Lost, notes)
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", r.Scenario, r.Sent, r.Failed,
+			ms(r.P99Before), ms(r.P99During), r.EventsCreated, r.Delivered, r.Deliveries-r.Delivered, r.SpansEnded, r.Exported, r.Lost,
+			probes, r.Notes)
 	}
 	file := filepath.Join(root, "run", "chaos", "report.md")
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {

@@ -24,10 +24,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-micro/plugins/v4/registry/consul"
 	"github.com/nats-io/nats.go"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
 
+	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	orderpb "github.com/go-micro-otel/reference/proto/order"
+	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
 const (
@@ -49,23 +57,20 @@ func stack(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// stackSetting returns a setting of the stack: the environment's value, as stack.sh takes it,
-// or deploy/stack.env's.
+// stackSetting returns a setting of the stack as `stack.sh env` gives it to the services and
+// clients: the environment's, deploy/.env's or deploy/stack.env's.
 func stackSetting(t *testing.T, key string) string {
 	t.Helper()
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "stack.env"))
+	out, err := exec.Command(filepath.Join(root, "deploy/native/stack.sh"), "env").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("stack.sh env: %v", err)
 	}
-	for line := range strings.Lines(string(b)) {
+	for line := range strings.Lines(string(out)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
 			return v
 		}
 	}
-	t.Fatalf("%s is not in deploy/stack.env", key)
+	t.Fatalf("stack.sh env has no %s", key)
 	return ""
 }
 
@@ -121,6 +126,55 @@ func TestNativeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("both services refuse a caller without the stack's AUTH_TOKEN", func(t *testing.T) {
+		token := stackSetting(t, "AUTH_TOKEN")
+		if token == "" {
+			t.Fatal("the stack runs without AUTH_TOKEN")
+		}
+		t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN")) // to find them
+		reg := consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))
+		for who, c := range map[string]client.Client{
+			"no token":    app.NewUntracedClient(reg),
+			"wrong token": guard.ClientWrapper(token + "x")(app.NewUntracedClient(reg)),
+		} {
+			users := userpb.NewUserService("user.service", c)
+			orders := orderpb.NewOrderService("order.service", c)
+			_, errUsers := users.ListUsers(context.Background(), &userpb.ListUsersRequest{})
+			_, errOrders := orders.ListOrders(context.Background(), &orderpb.ListOrdersRequest{UserId: 1})
+			for svc, err := range map[string]error{"user.service": errUsers, "order.service": errOrders} {
+				if code := merrors.FromError(err).Code; code != http.StatusUnauthorized {
+					t.Errorf("%s, %s: %v, want 401", who, svc, err)
+				}
+			}
+		}
+		authed := guard.ClientWrapper(token)(app.NewUntracedClient(reg))
+		if _, err := userpb.NewUserService("user.service", authed).ListUsers(context.Background(), &userpb.ListUsersRequest{}); err != nil {
+			t.Errorf("with the stack's token: %v", err)
+		}
+	})
+
+	t.Run("a service is healthy once registered, not merely listening", func(t *testing.T) {
+		check := func(name, addr string) error {
+			cmd := exec.Command(filepath.Join(root, "run", "bin", name), "healthcheck")
+			cmd.Env = append(clientEnv(t), "MICRO_SERVER_ADDRESS="+addr)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, out)
+			}
+			return nil
+		}
+		if err := check("user-service", "127.0.0.1:8081"); err != nil {
+			t.Errorf("user.service, registered: %v", err)
+		}
+		if err := check("order-service", "127.0.0.1:8082"); err != nil {
+			t.Errorf("order.service, registered: %v", err)
+		}
+		// 8082 answers, but user.service is not registered there.
+		if err := check("user-service", "127.0.0.1:8082"); err == nil {
+			t.Error("user.service's healthcheck passed for a port where only order.service is registered")
+		}
+	})
+
 	t.Run("both services registered with passing checks", func(t *testing.T) {
 		for _, svc := range []string{"user.service", "order.service"} {
 			var entries []struct {
@@ -160,9 +214,7 @@ func TestNativeStack(t *testing.T) {
 	})
 
 	t.Run("CreateUser trace: client, user.service, database, NATS, order.service", func(t *testing.T) {
-		tr, err := j.WaitTrace(ctx, steps[demo.CreateUser].TraceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("order.service", "INSERT accounts", jaeger.KindClient)) == 1
-		})
+		tr, err := j.WaitTrace(ctx, steps[demo.CreateUser].TraceID, createUserWhole)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,8 +243,10 @@ func TestNativeStack(t *testing.T) {
 	})
 
 	t.Run("CreateOrder trace crosses order.service -> user.service", func(t *testing.T) {
+		// Each service exports on its own schedule: wait for the spans of both.
 		tr, err := j.WaitTrace(ctx, steps[demo.CreateOrder].TraceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("order.service", "INSERT orders", jaeger.KindClient)) == 1
+			return len(tr.Find("order.service", "INSERT orders", jaeger.KindClient)) == 1 &&
+				len(tr.Find("user.service", "user.User/GetUser", jaeger.KindServer)) == 1 && tr.Connected()
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +262,8 @@ func TestNativeStack(t *testing.T) {
 
 	t.Run("the invalid call's trace carries an error", func(t *testing.T) {
 		tr, err := j.WaitTrace(ctx, steps[demo.CreateInvalidUser].TraceID, func(tr *jaeger.Trace) bool {
-			return len(tr.Find("user.service", "user.User/CreateUser", jaeger.KindServer)) == 1
+			return len(tr.Find("user.service", "user.User/CreateUser", jaeger.KindServer)) == 1 &&
+				len(tr.Find("user-client", "user.User/CreateUser", jaeger.KindClient)) == 1
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -218,6 +273,32 @@ func TestNativeStack(t *testing.T) {
 			t.Errorf("client span status %d, want error", call.StatusCode)
 		}
 		attrs(t, call, map[string]string{"error.type": "400", "rpc.response.status_code": "400"})
+	})
+
+	t.Run("Jaeger shows no warning on any span of the demo's traces", func(t *testing.T) {
+		for name, st := range steps {
+			// Whole first: a span whose parent has not arrived yet is warned about too.
+			if _, err := j.WaitTrace(ctx, st.TraceID, func(tr *jaeger.Trace) bool { return len(tr.Spans) > 0 && tr.Connected() }); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			warned, err := j.Warnings(ctx, st.TraceID)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			for _, w := range warned {
+				t.Errorf("%s: %s %q: %v", name, w.Service, w.Name, w.Warnings)
+			}
+		}
+	})
+
+	t.Run("Jaeger does not list itself among the services", func(t *testing.T) {
+		got, err := j.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(got, "jaeger") {
+			t.Errorf("services %v: Jaeger traces its own API", got)
+		}
 	})
 
 	t.Run("the collector exposes span-derived and SDK metrics of both services", func(t *testing.T) {
@@ -356,6 +437,18 @@ func TestNativeStack(t *testing.T) {
 				c.Close()
 				t.Errorf("port %s still accepts connections after down", port)
 			}
+		}
+	})
+
+	t.Run("traces survive down and up", func(t *testing.T) {
+		stack(t, "up") // returns once Jaeger is healthy: its store is open
+		stopped = false
+		tr, err := j.Trace(context.Background(), steps[demo.CreateUser].TraceID)
+		if err != nil {
+			t.Fatalf("the CreateUser trace is gone after down and up: %v", err)
+		}
+		if !createUserWhole(tr) {
+			t.Errorf("the CreateUser trace came back incomplete (%d spans)", len(tr.Spans))
 		}
 	})
 }
@@ -504,6 +597,29 @@ func attrs(t *testing.T, s jaeger.Span, want map[string]string) {
 			t.Errorf("%s %q: %s = %q, want %q", s.Service, s.Name, k, s.Attributes[k], v)
 		}
 	}
+}
+
+// createUserWhole says the demo's create-user trace holds what the tests look at, from the
+// client, both services and the database, with no span waiting for its parent: each service
+// exports on its own schedule.
+func createUserWhole(tr *jaeger.Trace) bool {
+	for _, s := range []struct {
+		service, name string
+		kind          int
+	}{
+		{"user-client", "user.User/CreateUser", jaeger.KindClient},
+		{"user.service", "user.User/CreateUser", jaeger.KindServer},
+		{"user.service", "INSERT users", jaeger.KindClient},
+		{"user.service", "send user.created", jaeger.KindProducer},
+		{"user.service", "UPDATE outbox", jaeger.KindClient},
+		{"order.service", "process user.created", jaeger.KindConsumer},
+		{"order.service", "INSERT accounts", jaeger.KindClient},
+	} {
+		if len(tr.Find(s.service, s.name, s.kind)) != 1 {
+			return false
+		}
+	}
+	return tr.Connected()
 }
 
 func noOrphans(t *testing.T, tr *jaeger.Trace) {

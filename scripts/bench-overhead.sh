@@ -30,7 +30,7 @@ modes=(none ours-10% ours-100% plugin-100%)
 
 rm -rf "$out"
 mkdir -p "$out"
-go test -c -o "$out/app.test" ./internal/app
+go test -c -tags plugintracing -o "$out/app.test" ./internal/app
 if $profile; then
 	mkdir -p "$out/profiles"
 	export BENCH_OVERHEAD_PROFILE=$out/profiles

@@ -78,7 +78,8 @@ mkdir -p "$out"
 rm -f "$out"/*.log "$out/results.jsonl"
 $stack up >/dev/null
 $stack stop user-service order-service >/dev/null # the bench runs its own, one mode at a time
-go build -o run/bin/ ./cmd/user-service ./cmd/order-service ./cmd/loadgen
+# Built to trace with the go-micro plugin too (MICRO_TRACING=plugin), which production builds lack.
+go build -tags plugintracing,pprof -o run/bin/ ./cmd/user-service ./cmd/order-service ./cmd/loadgen
 
 start=$SECONDS
 for ((r = 0; r < rounds; r++)); do

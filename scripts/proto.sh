@@ -1,20 +1,16 @@
 #!/usr/bin/env bash
-# Generates the Go code of proto/ with the pinned generators: into proto/ by default, or into
-# the folder given as $1 (the staleness check compares that against what is committed).
+# Generates the Go code of proto/ with buf and the pinned generators, all built into .cache/bin
+# by make: into proto/ by default, or into the folder given as $1 (the staleness check compares
+# that against what is committed). No protoc is needed: buf compiles the .proto files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-proto}
 bin=$PWD/.cache/bin
-if ! command -v protoc >/dev/null; then
-	echo "proto: protoc not found; install Debian's protobuf-compiler (apt-get install protobuf-compiler)" >&2
-	exit 1
-fi
-mkdir -p "$out"
-# protoc-gen-micro accepts one Go package per run.
-for dir in proto/*/; do
-	pkg=$(basename "$dir")
-	PATH=$bin:$PATH protoc -I proto \
-		--go_out="$out" --go_opt=paths=source_relative \
-		--micro_out="$out" --micro_opt=paths=source_relative \
-		"proto/$pkg/$pkg.proto"
+for tool in buf protoc-gen-go protoc-gen-micro; do
+	[ -x "$bin/$tool" ] || { echo "proto: $bin/$tool is missing; run 'make proto', which builds it" >&2; exit 1; }
 done
+# buf keeps the well-known types it extracts in a cache: the checkout's, not the user's.
+export BUF_CACHE_DIR=${BUF_CACHE_DIR:-$PWD/.cache/buf}
+mkdir -p "$out"
+# The plugins are found on PATH; the pinned ones come first.
+PATH=$bin:$PATH "$bin/buf" generate proto --template proto/buf.gen.yaml -o "$out"

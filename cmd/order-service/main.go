@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/go-micro-otel/reference/internal/app"
-	"github.com/go-micro-otel/reference/internal/handler"
 )
 
-func main() { os.Exit(app.Main(handler.OrderServiceName, app.NewOrderService)) }
+func main() { os.Exit(app.Main(app.Order())) }

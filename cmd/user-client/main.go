@@ -103,8 +103,10 @@ func printJSON(s demo.Step) {
 func printTree(ctx context.Context, queryURL string, s demo.Step) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Whole: both services' last spans there, and no span waiting for its parent.
 	t, err := jaeger.New(queryURL).WaitTrace(ctx, s.TraceID.String(), func(t *jaeger.Trace) bool {
-		return len(t.Find("order.service", "process user.created", jaeger.KindConsumer)) > 0
+		return len(t.Find("user.service", "UPDATE outbox", jaeger.KindClient)) > 0 &&
+			len(t.Find("order.service", "INSERT accounts", jaeger.KindClient)) > 0 && t.Connected()
 	})
 	if err != nil {
 		return fmt.Errorf("reading trace %s back from Jaeger: %w", s.TraceID, err)

@@ -4,17 +4,19 @@
 # them. A build is keyed by the tool's pinned files and the Go version: it is redone only when
 # one of them changes.
 #
-#   build.sh path TOOL   print the binary of TOOL (consul, nats, otelcol, jaeger, prometheus),
-#                        building it if needed
-#   build.sh all         build every tool of the stack that is not cached yet
+#   build.sh path TOOL   print the binary of TOOL (consul, nats, otelcol, jaeger, etcd,
+#                        prometheus), building it if needed
+#   build.sh all         build every tool `make e2e` needs that is not cached yet
 #
 # Builds on 2 cores took: nats 0.5 min, otelcol 1.5, jaeger 2.8, consul 3.4 with the modules
-# already downloaded; with every download, up to about 25 minutes for all four. Prometheus, which
-# the stack does not run yet, took 6.2 minutes with its modules downloaded (0.5 min).
+# already downloaded; with every download, up to about 25 minutes for all four; etcd 2.2 min
+# with every download. Prometheus, which the stack does not run yet, took 6.2 minutes with its
+# modules downloaded (0.5 min).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${GO_MICRO_OTEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-micro-otel}
-tools=(nats otelcol jaeger consul) # what stack.sh runs; prometheus builds on request only
+# What stack.sh runs, and etcd, which TestEtcdRegistry runs; prometheus builds on request only.
+tools=(nats otelcol jaeger consul etcd)
 
 # module: the pinned module whose version names the build; pkg: what to compile.
 module() {
@@ -23,6 +25,7 @@ module() {
 	nats) echo github.com/nats-io/nats-server/v2 ;;
 	jaeger) echo github.com/jaegertracing/jaeger ;;
 	otelcol) echo go.opentelemetry.io/collector/cmd/builder ;;
+	etcd) echo go.etcd.io/etcd/server/v3 ;;
 	prometheus) echo github.com/prometheus/prometheus ;;
 	*) echo "build.sh: unknown tool '$1' (want one of: ${tools[*]} prometheus)" >&2; return 1 ;;
 	esac

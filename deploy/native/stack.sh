@@ -7,6 +7,7 @@
 #   stack.sh up                start what is not running and wait until all of it is healthy
 #   stack.sh down              stop everything this script started, services first
 #   stack.sh stop NAME...      stop some components
+#   stack.sh start NAME...     start some components that are not running, and wait until healthy
 #   stack.sh status            what runs, its pid, its health
 #   stack.sh logs [NAME]       the last lines of every log, or follow one
 #   stack.sh env               the environment a client of the stack needs
@@ -18,10 +19,27 @@ run=${STACK_RUN_DIR:-$root/run}
 build=$root/deploy/native/build.sh
 components=(consul nats jaeger otelcol user-service order-service)
 
-# The credentials of Consul and NATS: the environment's, or the local ones of stack.env.
-setting() { sed -n "s/^$1=//p" "$root/deploy/stack.env"; }
-: "${CONSUL_HTTP_TOKEN:=$(setting CONSUL_HTTP_TOKEN)}" "${NATS_TOKEN:=$(setting NATS_TOKEN)}"
-export CONSUL_HTTP_TOKEN NATS_TOKEN
+# The stack's settings, as docker compose takes them with --env-file: deploy/stack.env's local
+# defaults and credentials, under deploy/.env's (yours, optional, not in git), under the
+# environment's: a variable set in the shell, even empty, wins. Every process started here
+# inherits them; `stack.sh env` prints them for clients.
+env_files=("$root/deploy/stack.env")
+[ -f "${STACK_LOCAL_ENV:=$root/deploy/.env}" ] && env_files+=("$STACK_LOCAL_ENV")
+settings=()
+declare -A from_files=()
+for f in "${env_files[@]}"; do
+	while IFS= read -r line || [ -n "$line" ]; do
+		[[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+		key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+		# KEY="value" and KEY='value' as compose reads them.
+		[[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]] && value=${BASH_REMATCH[1]}
+		[ -n "${from_files[$key]+set}" ] || settings+=("$key")
+		from_files[$key]=$value
+	done <"$f"
+done
+for key in "${settings[@]}"; do
+	[ -n "${!key+set}" ] || export "$key=${from_files[$key]}"
+done
 
 # Where each component serves; the same ports as docker compose.
 consul_http=127.0.0.1:8500
@@ -68,17 +86,16 @@ registered() { [ "$(instances "$1")" -gt 0 ]; }
 # consul_get PATH prints Consul's answer, authenticated with the ACL token.
 consul_get() { curl -sf -H "X-Consul-Token: $CONSUL_HTTP_TOKEN" "http://$consul_http$1" 2>/dev/null; }
 
+# client_env prints what a client of the stack needs, one KEY=VALUE a line: the addresses and
+# the settings.
 client_env() {
 	cat <<ENV
 MICRO_REGISTRY_ADDRESS=$consul_http
 MICRO_BROKER_ADDRESS=$nats_url
 OTEL_EXPORTER_OTLP_ENDPOINT=http://$otlp_grpc
-OTEL_LOGS_EXPORTER=${OTEL_LOGS_EXPORTER:-none}
 JAEGER_UI_URL=$jaeger_ui
 ENV
-	grep -E '^[A-Z_]+=' "$root/deploy/stack.env" | grep -vE '^(CONSUL_HTTP_TOKEN|NATS_TOKEN)='
-	echo "CONSUL_HTTP_TOKEN=$CONSUL_HTTP_TOKEN"
-	echo "NATS_TOKEN=$NATS_TOKEN"
+	for key in "${settings[@]}"; do echo "$key=${!key}"; done
 }
 
 # start NAME runs the component in the background, its output in run/NAME.log.
@@ -93,23 +110,27 @@ start() {
 	nats)
 		bin=$("$build" path nats)
 		# JetStream keeps the events on disk in run/nats, so they outlive a restart.
-		local auth=()
-		[ -n "$NATS_TOKEN" ] && auth=(--auth "$NATS_TOKEN")
-		launch nats "$bin" -a 127.0.0.1 -p 4222 -m 8222 -js -sd "$run/nats" "${auth[@]}" ;;
+		launch nats "$bin" -a 127.0.0.1 -p 4222 -m 8222 -js -sd "$run/nats" --auth "$NATS_TOKEN" ;;
 	jaeger)
 		bin=$("$build" path jaeger)
-		launch jaeger env JAEGER_LISTEN_HOST=127.0.0.1 "$bin" --config "$root/deploy/jaeger-config.yaml" ;;
+		# Traces stay on disk in run/jaeger, so they outlive a restart.
+		launch jaeger env JAEGER_LISTEN_HOST=127.0.0.1 JAEGER_DATA_DIR="$run/jaeger" \
+			"$bin" --config "$root/deploy/jaeger-config.yaml" ;;
 	otelcol)
 		bin=$("$build" path otelcol)
+		# Tail sampling only when asked for (otel-tail-sampling.yaml says why).
+		local sampling=()
+		[ -n "${TAIL_SAMPLING_PERCENT:-}" ] && sampling=(--config "$root/deploy/otel-tail-sampling.yaml")
 		launch otelcol env OTELCOL_LISTEN_HOST=127.0.0.1 JAEGER_OTLP_ENDPOINT=127.0.0.1:14317 \
-			TAIL_SAMPLING_PERCENT="${TAIL_SAMPLING_PERCENT:-100}" \
-			"$bin" --config "$root/deploy/otel-config.yaml" ;;
+			OTELCOL_STORAGE_DIR="$run/otelcol" TAIL_SAMPLING_PERCENT="${TAIL_SAMPLING_PERCENT:-}" \
+			"$bin" --config "$root/deploy/otel-config.yaml" "${sampling[@]}" ;;
 	user-service | order-service)
 		(cd "$root" && go build -o "$run/bin/" "./cmd/$name")
 		local addr=$user_addr
 		[ "$name" = order-service ] && addr=$order_addr
-		# shellcheck disable=SC2046 # one KEY=VALUE a word
-		launch "$name" env $(client_env) MICRO_SERVER_ADDRESS="$addr" DATA_DIR="$run/data" "$run/bin/$name" ;;
+		local env
+		mapfile -t env < <(client_env)
+		launch "$name" env "${env[@]}" MICRO_SERVER_ADDRESS="$addr" DATA_DIR="$run/data" "$run/bin/$name" ;;
 	esac
 }
 
@@ -146,9 +167,17 @@ wait_healthy() {
 	done
 }
 
-up() {
+# bring_up NAME... starts the components that are not running and waits until each is healthy.
+bring_up() {
+	local key
+	for key in CONSUL_HTTP_TOKEN NATS_TOKEN; do
+		if [ -z "${!key:-}" ]; then
+			echo "stack: $key is empty; Consul and NATS need their tokens (deploy/stack.env has local ones)" >&2
+			return 2
+		fi
+	done
 	mkdir -p "$run/data" "$run/bin"
-	for name in "${components[@]}"; do
+	for name in "$@"; do
 		if pid "$name" >/dev/null; then
 			echo "  $name already running"
 		elif taken "$(port "$name")"; then
@@ -162,6 +191,10 @@ up() {
 		fi
 		wait_healthy "$name"
 	done
+}
+
+up() {
+	bring_up "${components[@]}"
 	cat <<MSG
 stack is up:
   Jaeger UI      $jaeger_ui
@@ -225,10 +258,11 @@ case ${1:-} in
 up) up ;;
 down) down ;;
 stop) shift; stop "$@" ;;
+start) shift; bring_up "$@" ;;
 status) status ;;
 logs) shift; logs "$@" ;;
 env) client_env ;;
 instances) instances "$2" ;;
 running) for name in "${components[@]}"; do pid "$name" >/dev/null && exit 0; done; exit 1 ;;
-*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

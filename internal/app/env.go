@@ -27,8 +27,8 @@ const (
 	EnvServerAddress   = "MICRO_SERVER_ADDRESS"   // default 127.0.0.1:0 (a free port)
 	EnvDataDir         = "DATA_DIR"               // default ./data
 	EnvDatabaseURL     = "DATABASE_URL"           // unset (default): SQLite in DATA_DIR
-	EnvTracing         = "MICRO_TRACING"          // ours (default), plugin or none: for benchmarks
-	EnvPprofAddress    = "PPROF_ADDR"             // unset (default): no profiling endpoint
+	EnvTracing         = "MICRO_TRACING"          // ours (default), plugin (needs -tags plugintracing) or none: for benchmarks
+	EnvPprofAddress    = "PPROF_ADDR"             // unset (default): no profiling endpoint; needs -tags pprof
 )
 
 // DepsFromEnv builds a service's dependencies from the environment.
@@ -53,6 +53,9 @@ func DepsFromEnv(name string, tel *telemetry.Telemetry, logger *slog.Logger) (De
 	tracing := cmp.Or(os.Getenv(EnvTracing), TracingOurs)
 	if tracing != TracingOurs && tracing != TracingPlugin && tracing != TracingNone {
 		return Deps{}, fmt.Errorf("app: %s=%q: want %s, %s or %s", EnvTracing, tracing, TracingOurs, TracingPlugin, TracingNone)
+	}
+	if tracing == TracingPlugin && !pluginTracingBuilt {
+		return Deps{}, fmt.Errorf("app: %s=%s needs a binary built with the go-micro plugin (go build -tags plugintracing)", EnvTracing, TracingPlugin)
 	}
 	return Deps{
 		Registry: reg,

@@ -12,11 +12,9 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -63,37 +61,33 @@ func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stac
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	type built struct {
-		name  string
-		build func(context.Context, app.Deps) (*app.Service, error)
-	}
 	var done []chan error
-	for _, b := range []built{{userSvc, app.NewUserService}, {orderSvc, app.NewOrderService}} {
+	for _, spec := range []app.Spec{app.User(), app.Order()} {
 		d := app.Deps{
 			Registry: s.registry,
-			Broker:   jsbroker.New(ns.ClientURL(), jsbroker.WithName(b.name)),
+			Broker:   jsbroker.New(ns.ClientURL(), jsbroker.WithName(spec.Name)),
 			Logger:   logger,
 			DataDir:  s.dataDir,
 			Address:  "127.0.0.1:0",
 		}
 		if configure != nil {
-			configure(b.name, &d)
+			configure(spec.Name, &d)
 		}
 		if d.Telemetry == nil {
-			d.Telemetry = s.telemetry(t, b.name)
+			d.Telemetry = s.telemetry(t, spec.Name)
 		}
-		svc, err := b.build(ctx, d)
+		svc, err := app.New(ctx, spec, d)
 		if err != nil {
-			t.Fatalf("%s: %v", b.name, err)
+			t.Fatalf("%s: %v", spec.Name, err)
 		}
 		ch := make(chan error, 1)
 		go func() { ch <- svc.Run(ctx) }()
 		select {
 		case <-svc.Ready():
 		case err := <-ch:
-			t.Fatalf("%s stopped at start: %v", b.name, err)
+			t.Fatalf("%s stopped at start: %v", spec.Name, err)
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%s not ready within 10s", b.name)
+			t.Fatalf("%s not ready within 10s", spec.Name)
 		}
 		done = append(done, ch)
 	}
@@ -231,8 +225,10 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 			"messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": "user.created",
 			"messaging.consumer.group.name": orderSvc,
 		})
-		if id, _ := testenv.Attr(process, semconv.MessagingMessageIDKey); id.AsString() == "" {
-			t.Error("process span has no messaging.message.id")
+		// The outbox event's id, on both sides.
+		sent, _ := testenv.Attr(send, semconv.MessagingMessageIDKey)
+		if id, _ := testenv.Attr(process, semconv.MessagingMessageIDKey); id.AsString() == "" || id != sent {
+			t.Errorf("process span messaging.message.id %q, send span %q: want the same event id", id.AsString(), sent.AsString())
 		}
 		if links := process.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != send.SpanContext().SpanID() {
 			t.Errorf("process span links %v, want the send span %s", links, send.SpanContext().SpanID())
@@ -473,41 +469,49 @@ func spanText(sp sdktrace.ReadOnlySpan) []string {
 	return out
 }
 
-// The benchmark's baseline, the go-micro plugin's wrappers, must connect its traces over the
-// transport the services use: GetUser's two hops in one trace under the caller's span.
-func TestPluginTracingConnectsItsTraces(t *testing.T) {
+// The handler chain's order, seen from a caller: tracing records every refusal, the metadata
+// bound comes before the rate limit, the rate limit before authentication, and authentication
+// before the fault switches.
+func TestHandlerChainOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS and both services")
 	}
-	// The plugin reads and writes trace context with the global propagator, which the services
-	// set up at start (telemetry.Setup).
-	prev := otel.GetTextMapPropagator()
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
-	s := startStack(t, func(_ string, d *app.Deps) { d.Tracing = app.TracingPlugin })
+	const token = "chain-s3cret"
+	s := startStack(t, func(service string, d *app.Deps) {
+		d.Guard = guard.Config{Token: token}
+		if service == userSvc {
+			// Two requests' worth of burst, then practically none.
+			d.Guard.RateLimit, d.Guard.Burst = 0.001, 2
+			d.Faults = fault.Rules{"User.GetUser": {ErrorRate: 1}}
+		}
+	})
 	users := userpb.NewUserService(userSvc, app.NewUntracedClient(s.registry))
-	ctx := context.Background()
-	created, err := users.CreateUser(ctx, &userpb.CreateUserRequest{Name: "Ada", Email: "ada@example.com"})
-	if err != nil {
-		t.Fatal(err)
+	get := func(md metadata.Metadata) int32 {
+		_, err := users.GetUser(metadata.NewContext(context.Background(), md), &userpb.GetUserRequest{Id: 1})
+		return merrors.FromError(err).Code
 	}
-	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	md := metadata.Metadata{"Traceparent": "00-" + traceID + "-" + parentID + "-01"}
-	if _, err := users.GetUser(metadata.NewContext(ctx, md), &userpb.GetUserRequest{Id: created.GetUser().GetId()}); err != nil {
-		t.Fatal(err)
-	}
-	s.stop()
-	var inTrace testenv.Spans
-	for _, sp := range s.spans() {
-		if sp.SpanContext().TraceID().String() == traceID {
-			inTrace = append(inTrace, sp)
+	bearer := metadata.Metadata{"Authorization": "Bearer " + token}
+	for _, step := range []struct {
+		what string
+		md   metadata.Metadata
+		want int32
+	}{
+		{"no token: authentication refuses before the injected fault", nil, 401},
+		{"the token: the fault switch, innermost, fails the call", bearer, 500},
+		{"the burst spent: the rate limit refuses before authentication", nil, 429},
+		{"oversized metadata: the bound refuses before the rate limit", metadata.Metadata{"X-Filler": strings.Repeat("f", 20<<10)}, 431},
+	} {
+		if got := get(step.md); got != step.want {
+			t.Errorf("%s: got %d, want %d", step.what, got, step.want)
 		}
 	}
-	services := map[string]bool{}
-	for _, sp := range inTrace {
-		services[testenv.Service(sp)] = true
+	s.stop()
+	var codes []string
+	for _, sp := range s.spans().Where(userSvc, "user.User/GetUser", trace.SpanKindServer) {
+		v, _ := testenv.Attr(sp, semconv.RPCResponseStatusCodeKey)
+		codes = append(codes, v.AsString())
 	}
-	if !services[userSvc] || !services[orderSvc] {
-		t.Fatalf("the caller's trace holds spans of %v, want both services:\n%s", services, inTrace.Dump())
+	if strings.Join(codes, ",") != "401,500,429,431" {
+		t.Errorf("SERVER spans record %v, want every refusal: 401,500,429,431", codes)
 	}
 }

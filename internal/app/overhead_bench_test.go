@@ -1,3 +1,5 @@
+//go:build plugintracing
+
 package app_test
 
 import (
@@ -22,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/app"
+	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -70,7 +73,8 @@ const overheadUsers = 100
 // Every mode runs a stack of its own, all at once in this process; each mode's services set
 // up the SDK as they do in production (internal/telemetry: batch span processor, OTLP gRPC
 // export of spans and metrics, runtime metrics, with the OTEL_* settings of deploy/stack.env),
-// exporting to an in-process OTLP receiver that discards what it gets.
+// exporting to an in-process OTLP receiver that discards what it gets, and require the
+// stack's AUTH_TOKEN, as the stacks do.
 //
 // The modes take turns in bursts of about 0.2 s, in an order that rotates every cycle, until
 // each has been measured for BENCH_OVERHEAD_TIME: whatever else the machine does then weighs
@@ -88,7 +92,7 @@ const overheadUsers = 100
 // samples (scripts/bench-overhead.sh, `make bench-overhead`): -count would only repeat the
 // same round's figures.
 //
-//	go test -run '^$' -bench Overhead -benchtime 1x ./internal/app
+//	go test -tags plugintracing -run '^$' -bench Overhead -benchtime 1x ./internal/app
 func BenchmarkOverhead(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts NATS and both services per mode")
@@ -115,6 +119,8 @@ func BenchmarkOverhead(b *testing.B) {
 
 	sink := testenv.StartOTLPSink(b)
 	stackEnv := readStackEnv(b)
+	token := stackEnv["AUTH_TOKEN"]
+	delete(stackEnv, "AUTH_TOKEN")
 	// The plugin reads and writes trace context with the global propagator, which a service's
 	// telemetry.Setup installs.
 	prev := otel.GetTextMapPropagator()
@@ -129,7 +135,7 @@ func BenchmarkOverhead(b *testing.B) {
 		for k, v := range mode.env {
 			b.Setenv(k, v) // read once, as the SDK is set up: the next mode can change them
 		}
-		stacks[i] = startOverheadStack(b, mode)
+		stacks[i] = startOverheadStack(b, mode, token)
 	}
 
 	for _, m := range overheadMethods {
@@ -186,7 +192,7 @@ type overheadStack struct {
 // startOverheadStack starts both services with the real SDK set-up from the environment, and
 // creates the users GetUser reads. When the benchmark ends, it checks that every sampled span
 // reached the receiver: a pipeline that dropped spans would make tracing look cheaper.
-func startOverheadStack(b *testing.B, mode overheadMode) *overheadStack {
+func startOverheadStack(b *testing.B, mode overheadMode, token string) *overheadStack {
 	s := &overheadStack{mode: mode, labels: pprof.Labels("mode", mode.name)}
 	// Goroutines inherit the labels of the goroutine that starts them: every goroutine of the
 	// stack, its connections included, carries the mode's.
@@ -194,6 +200,7 @@ func startOverheadStack(b *testing.B, mode overheadMode) *overheadStack {
 	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), s.labels))
 	st := startStack(b, func(service string, d *app.Deps) {
 		d.Tracing = mode.tracing
+		d.Guard = guard.Config{Token: token}
 		tel, err := telemetry.New(context.Background(), service)
 		if err != nil {
 			b.Fatal(err)
@@ -219,7 +226,7 @@ func startOverheadStack(b *testing.B, mode overheadMode) *overheadStack {
 	}
 	b.Cleanup(func() { _ = db.Close() })
 	s.orderDB = db
-	s.users = userpb.NewUserService(userSvc, app.NewUntracedClient(st.registry))
+	s.users = userpb.NewUserService(userSvc, guard.ClientWrapper(token)(app.NewUntracedClient(st.registry)))
 	for i := range overheadUsers {
 		rsp, err := s.users.CreateUser(context.Background(), &userpb.CreateUserRequest{
 			Name: "Bench", Email: fmt.Sprintf("read-%d@example.com", i)})
@@ -386,7 +393,8 @@ func startProfile(b *testing.B, method string) (stop func()) {
 	}
 }
 
-// readStackEnv returns the OTEL_* settings the stacks give the services (deploy/stack.env).
+// readStackEnv returns the OTEL_* settings and the AUTH_TOKEN the stacks give the services
+// (deploy/stack.env).
 func readStackEnv(b *testing.B) map[string]string {
 	f, err := os.Open(filepath.Join("..", "..", "deploy", "stack.env"))
 	if err != nil {
@@ -397,7 +405,7 @@ func readStackEnv(b *testing.B) map[string]string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), "=")
-		if ok && strings.HasPrefix(k, "OTEL_") {
+		if ok && (strings.HasPrefix(k, "OTEL_") || k == "AUTH_TOKEN") {
 			env[k] = v
 		}
 	}

@@ -11,25 +11,19 @@ import (
 	"path/filepath"
 	"time"
 
-	otelplugin "github.com/go-micro/plugins/v4/wrapper/trace/opentelemetry"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
-	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/server"
 
 	"github.com/go-micro-otel/reference/internal/events"
 	"github.com/go-micro-otel/reference/internal/failover"
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/grpctransport"
 	"github.com/go-micro-otel/reference/internal/guard"
-	"github.com/go-micro-otel/reference/internal/handler"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/wrapper"
-	orderpb "github.com/go-micro-otel/reference/proto/order"
-	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
 // drainTimeout bounds how long a stopping service waits for the work in progress.
@@ -77,51 +71,28 @@ func (d Deps) withDefaults() Deps {
 
 // Service is a runnable service.
 type Service struct {
-	micro    micro.Service
-	db       *store.DB
-	inflight *inflight
-	logger   *slog.Logger
-	relay    *events.Relay // nil for a service that emits no events
-	ready    chan struct{}
-	stop     context.CancelFunc // makes micro's Run return
+	micro  micro.Service
+	db     *store.DB
+	drain  *guard.Drain
+	logger *slog.Logger
+	relay  *events.Relay // nil for a service that emits no events
+	ready  chan struct{}
+	stop   context.CancelFunc // makes micro's Run return
 }
 
-// NewUserService builds user.service.
-func NewUserService(ctx context.Context, d Deps) (*Service, error) {
+// New builds the service spec describes: its database, its go-micro service with the handler
+// chain every service shares, and its handlers.
+func New(ctx context.Context, spec Spec, d Deps) (*Service, error) {
 	d = d.withDefaults()
-	db, err := openStore(ctx, d, "user.db", store.UserSchema)
+	db, err := openStore(ctx, d, spec.DBFile, spec.Schema)
 	if err != nil {
 		return nil, err
 	}
-	s := newService(handler.UserServiceName, d, db)
-	c := s.micro.Client()
-	s.relay = events.NewRelay(store.NewOutbox(db), c, d.Telemetry.Propagator, d.Logger)
-	h := handler.NewUser(store.NewUsers(db), orderpb.NewOrderService(handler.OrderServiceName, c), s.relay, d.Logger)
-	if err := userpb.RegisterUserHandler(s.micro.Server(), h); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("app: register handler: %w", err)
-	}
-	return s, nil
-}
-
-// NewOrderService builds order.service, which also consumes user.created in a queue group so
-// that replicas share the events.
-func NewOrderService(ctx context.Context, d Deps) (*Service, error) {
-	d = d.withDefaults()
-	db, err := openStore(ctx, d, "order.db", store.OrderSchema)
-	if err != nil {
-		return nil, err
-	}
-	s := newService(handler.OrderServiceName, d, db)
-	h := handler.NewOrder(store.NewOrders(db), userpb.NewUserService(handler.UserServiceName, s.micro.Client()), d.Logger)
-	err = errors.Join(
-		orderpb.RegisterOrderHandler(s.micro.Server(), h),
-		micro.RegisterSubscriber(events.UserCreated, s.micro.Server(), h.UserCreated,
-			server.SubscriberQueue(handler.OrderServiceName)),
-	)
+	s := newService(spec.Name, d, db)
+	s.relay, err = spec.Register(Registration{DB: db, Server: s.micro.Server(), Client: s.micro.Client(), Deps: d})
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("app: register handlers: %w", err)
+		return nil, fmt.Errorf("app: register %s: %w", spec.Name, err)
 	}
 	return s, nil
 }
@@ -137,7 +108,7 @@ func openStore(ctx context.Context, d Deps, file string, schema store.Schema) (*
 
 func newService(name string, d Deps, db *store.DB) *Service {
 	runCtx, stop := context.WithCancel(context.Background())
-	s := &Service{db: db, inflight: &inflight{name: name}, logger: d.Logger, ready: make(chan struct{}), stop: stop}
+	s := &Service{db: db, drain: guard.NewDrain(name), logger: d.Logger, ready: make(chan struct{}), stop: stop}
 	opts := []micro.Option{
 		// Server and Client first: they replace the objects every later option configures.
 		// Both speak gRPC (internal/grpctransport says why).
@@ -158,8 +129,8 @@ func newService(name string, d Deps, db *store.DB) *Service {
 	// authentication, then injected faults.
 	opts = append(opts, tracingOptions(name, d)...)
 	opts = append(opts,
-		micro.WrapHandler(s.inflight.handlerWrapper),
-		micro.WrapSubscriber(s.inflight.subscriberWrapper),
+		micro.WrapHandler(s.drain.HandlerWrapper),
+		micro.WrapSubscriber(s.drain.SubscriberWrapper),
 		micro.WrapHandler(guard.Deadline(name)),
 		micro.WrapHandler(guard.LimitMetadata(name, guard.MaxMetadataBytes)),
 		micro.WrapHandler(d.Guard.HandlerWrappers(name)...),
@@ -179,15 +150,7 @@ func tracingOptions(name string, d Deps) []micro.Option {
 	case TracingNone:
 		return nil
 	case TracingPlugin:
-		tp := otelplugin.WithTraceProvider(d.Telemetry.TracerProvider)
-		return []micro.Option{
-			micro.WrapClient(otelplugin.NewClientWrapper(tp)),
-			// The plugin reads the caller's trace context from the context's metadata, where
-			// go-micro's own server puts the caller's headers and ours does not.
-			micro.WrapHandler(callerMetadataInContext),
-			micro.WrapHandler(otelplugin.NewHandlerWrapper(tp)),
-			micro.WrapSubscriber(otelplugin.NewSubscriberWrapper(tp)),
-		}
+		return pluginTracing(d.Telemetry.TracerProvider)
 	}
 	traced := []wrapper.Option{
 		wrapper.WithTracerProvider(d.Telemetry.TracerProvider),
@@ -200,14 +163,6 @@ func tracingOptions(name string, d Deps) []micro.Option {
 		micro.WrapClient(wrapper.NewClientWrapper(traced...)),
 		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),
 		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)),
-	}
-}
-
-// callerMetadataInContext puts the caller's metadata into the handler's context, as go-micro's
-// rpc server does, for wrappers that look for it there.
-func callerMetadataInContext(next server.HandlerFunc) server.HandlerFunc {
-	return func(ctx context.Context, req server.Request, rsp interface{}) error {
-		return next(metadata.NewContext(ctx, metadata.Metadata(req.Header())), req, rsp)
 	}
 }
 
@@ -233,7 +188,7 @@ func (s *Service) Run(ctx context.Context) error {
 	err := s.micro.Run()
 	stopRelay()
 	<-relayDone
-	if !s.inflight.drain(drainTimeout) {
+	if !s.drain.Wait(drainTimeout) {
 		s.logger.Warn("closing the database with requests still in progress", "waited", drainTimeout.String())
 	}
 	if cerr := s.db.Close(); cerr != nil {

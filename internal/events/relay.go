@@ -1,9 +1,10 @@
 // Package events delivers the events services write to their outbox: right after the
 // transaction that wrote them commits, and again from a background relay, with backoff, for
-// any that could not be published then. Consumers deduplicate by event id, so the occasional
-// second delivery is harmless. An event leaves the outbox once the broker has stored it
-// (internal/jsbroker: JetStream acknowledges the publish); from there the broker redelivers it
-// until a consumer succeeds.
+// any that could not be published then. Each event is published with its id as the message id
+// (wrapper.MessageIDHeader), so the broker drops a second publish of it within its duplicate
+// window, and consumers deduplicate by event id beyond it. An event leaves the outbox once the
+// broker has stored it (internal/jsbroker: JetStream acknowledges the publish); from there the
+// broker redelivers it until a consumer succeeds.
 package events
 
 import (
@@ -15,10 +16,12 @@ import (
 
 	"go-micro.dev/v4/client"
 	raw "go-micro.dev/v4/codec/bytes"
+	"go-micro.dev/v4/metadata"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 // UserCreated is the topic of userpb.UserCreated events.
@@ -132,9 +135,14 @@ func (r *Relay) pass(ctx context.Context) {
 }
 
 func (r *Relay) attempt(ctx context.Context, ev store.Event) error {
+	// The event's id is the message's: a publish that reached the broker but was not marked
+	// sent is published again, and JetStream drops the second one within its duplicate window.
+	ctx = metadata.Set(ctx, wrapper.MessageIDHeader, ev.ID)
 	msg := r.publisher.NewMessage(ev.Topic, &raw.Frame{Data: ev.Payload},
 		client.WithMessageContentType("application/protobuf"))
-	if err := r.publisher.Publish(ctx, msg); err != nil {
+	// go-micro hands the broker the publish options' context, not ctx: without it the broker
+	// publishes under context.Background().
+	if err := r.publisher.Publish(ctx, msg, client.PublishContext(ctx)); err != nil {
 		next := time.Now().Add(r.backoff(ev.Attempts + 1))
 		if merr := r.outbox.MarkFailed(context.WithoutCancel(ctx), ev.ID, next, err.Error()); merr != nil {
 			r.logger.ErrorContext(ctx, "outbox update failed", "event_id", ev.ID, "error", merr)

@@ -83,12 +83,23 @@ func (f *Failover) callWrapper(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 		err := next(ctx, node, req, rsp, opts)
 		if transient(err) && merrors.FromError(err).Code != http.StatusRequestTimeout {
-			f.mu.Lock()
-			f.failed[node.Id] = time.Now().Add(f.cooldown)
-			f.mu.Unlock()
+			f.markFailed(node.Id, time.Now())
 		}
 		return err
 	}
+}
+
+// markFailed avoids node id for the cooldown. Nodes whose cooldown has passed are forgotten
+// here too: a node that left the registry is never picked, so never looked up again.
+func (f *Failover) markFailed(id string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n, until := range f.failed {
+		if now.After(until) {
+			delete(f.failed, n)
+		}
+	}
+	f.failed[id] = now.Add(f.cooldown)
 }
 
 // avoided reports whether the node failed within its cooldown.

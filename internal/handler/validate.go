@@ -31,57 +31,57 @@ const (
 	maxKeyBytes       = 64
 )
 
-func validateNewUser(id string, req *userpb.CreateUserRequest) (store.User, error) {
+func validateNewUser(service string, req *userpb.CreateUserRequest) (store.User, error) {
 	name := strings.TrimSpace(req.GetName())
 	switch {
 	case name == "":
-		return store.User{}, merrors.BadRequest(id, "name is required")
+		return store.User{}, merrors.BadRequest(service, "name is required")
 	case !utf8.ValidString(name):
-		return store.User{}, merrors.BadRequest(id, "name is not valid UTF-8")
+		return store.User{}, merrors.BadRequest(service, "name is not valid UTF-8")
 	case utf8.RuneCountInString(name) > maxNameRunes:
-		return store.User{}, merrors.BadRequest(id, "name is longer than %d characters", maxNameRunes)
+		return store.User{}, merrors.BadRequest(service, "name is longer than %d characters", maxNameRunes)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return store.User{}, merrors.BadRequest(id, "name contains control characters")
+		return store.User{}, merrors.BadRequest(service, "name contains control characters")
 	}
 	email := strings.TrimSpace(req.GetEmail())
-	if err := validateEmail(id, email); err != nil {
+	if err := validateEmail(service, email); err != nil {
 		return store.User{}, err
 	}
 	phone := strings.TrimSpace(req.GetPhone())
-	if err := validatePhone(id, phone); err != nil {
+	if err := validatePhone(service, phone); err != nil {
 		return store.User{}, err
 	}
 	return store.User{Name: name, Email: email, Phone: phone}, nil
 }
 
-func validateEmail(id, email string) error {
+func validateEmail(service, email string) error {
 	if email == "" {
-		return merrors.BadRequest(id, "email is required")
+		return merrors.BadRequest(service, "email is required")
 	}
 	if len(email) > maxEmailBytes {
-		return merrors.BadRequest(id, "email is longer than %d bytes", maxEmailBytes)
+		return merrors.BadRequest(service, "email is longer than %d bytes", maxEmailBytes)
 	}
 	// A bare address: no display name, no angle brackets, no comments, a dotted domain.
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Name != "" || addr.Address != email || !utf8.ValidString(email) {
-		return merrors.BadRequest(id, "email is not a valid address")
+		return merrors.BadRequest(service, "email is not a valid address")
 	}
 	at := strings.LastIndexByte(email, '@')
 	domain := email[at+1:]
 	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
-		return merrors.BadRequest(id, "email is not a valid address")
+		return merrors.BadRequest(service, "email is not a valid address")
 	}
 	return nil
 }
 
 // validatePhone accepts an optional leading "+", then digits with spaces, dashes and
 // parentheses between them, 7 to 15 digits in all (E.164).
-func validatePhone(id, phone string) error {
+func validatePhone(service, phone string) error {
 	if phone == "" {
 		return nil
 	}
 	if len(phone) > maxPhoneBytes {
-		return merrors.BadRequest(id, "phone is longer than %d bytes", maxPhoneBytes)
+		return merrors.BadRequest(service, "phone is longer than %d bytes", maxPhoneBytes)
 	}
 	digits := 0
 	for i, r := range phone {
@@ -91,18 +91,18 @@ func validatePhone(id, phone string) error {
 		case r == '+' && i == 0:
 		case r == ' ' || r == '-' || r == '(' || r == ')':
 		default:
-			return merrors.BadRequest(id, "phone may hold only digits, spaces, dashes, parentheses and a leading +")
+			return merrors.BadRequest(service, "phone may hold only digits, spaces, dashes, parentheses and a leading +")
 		}
 	}
 	if digits < minPhoneDigits || digits > maxPhoneDigits {
-		return merrors.BadRequest(id, "phone must have %d to %d digits", minPhoneDigits, maxPhoneDigits)
+		return merrors.BadRequest(service, "phone must have %d to %d digits", minPhoneDigits, maxPhoneDigits)
 	}
 	return nil
 }
 
-func validateID(id, field string, v int64) error {
+func validateID(service, field string, v int64) error {
 	if v <= 0 {
-		return merrors.BadRequest(id, "%s must be a positive integer", field)
+		return merrors.BadRequest(service, "%s must be a positive integer", field)
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ func (p page) limit() int  { return int(p.size) }
 func (p page) offset() int { return int(p.number-1) * int(p.size) }
 
 // validatePage applies the defaults (page 1, 20 per page) and the bounds.
-func validatePage(id string, number, size int32) (page, error) {
+func validatePage(service string, number, size int32) (page, error) {
 	if number == 0 {
 		number = 1
 	}
@@ -124,21 +124,21 @@ func validatePage(id string, number, size int32) (page, error) {
 		size = defaultPageSize
 	}
 	if number < 1 || number > maxPage {
-		return page{}, merrors.BadRequest(id, "page must be between 1 and %d", maxPage)
+		return page{}, merrors.BadRequest(service, "page must be between 1 and %d", maxPage)
 	}
 	if size < 1 || size > maxPageSize {
-		return page{}, merrors.BadRequest(id, "page_size must be between 1 and %d", maxPageSize)
+		return page{}, merrors.BadRequest(service, "page_size must be between 1 and %d", maxPageSize)
 	}
 	return page{number: number, size: size}, nil
 }
 
 // validateItems checks an order's lines and returns them with the order's total.
-func validateItems(id string, items []*orderpb.Item) ([]store.Item, int64, error) {
+func validateItems(service string, items []*orderpb.Item) ([]store.Item, int64, error) {
 	if len(items) == 0 {
-		return nil, 0, merrors.BadRequest(id, "an order needs at least one item")
+		return nil, 0, merrors.BadRequest(service, "an order needs at least one item")
 	}
 	if len(items) > maxItems {
-		return nil, 0, merrors.BadRequest(id, "an order has at most %d items", maxItems)
+		return nil, 0, merrors.BadRequest(service, "an order has at most %d items", maxItems)
 	}
 	out := make([]store.Item, 0, len(items))
 	var total int64
@@ -146,13 +146,13 @@ func validateItems(id string, items []*orderpb.Item) ([]store.Item, int64, error
 		sku := it.GetSku()
 		switch {
 		case sku == "" || len(sku) > maxSKUBytes:
-			return nil, 0, merrors.BadRequest(id, "items[%d].sku must be 1 to %d bytes", i, maxSKUBytes)
+			return nil, 0, merrors.BadRequest(service, "items[%d].sku must be 1 to %d bytes", i, maxSKUBytes)
 		case strings.IndexFunc(sku, notTokenRune) >= 0:
-			return nil, 0, merrors.BadRequest(id, "items[%d].sku may hold only letters, digits, '-', '_' and '.'", i)
+			return nil, 0, merrors.BadRequest(service, "items[%d].sku may hold only letters, digits, '-', '_' and '.'", i)
 		case it.GetQuantity() < 1 || it.GetQuantity() > maxQuantity:
-			return nil, 0, merrors.BadRequest(id, "items[%d].quantity must be between 1 and %d", i, maxQuantity)
+			return nil, 0, merrors.BadRequest(service, "items[%d].quantity must be between 1 and %d", i, maxQuantity)
 		case it.GetUnitPriceCents() < 0 || it.GetUnitPriceCents() > maxUnitPriceCents:
-			return nil, 0, merrors.BadRequest(id, "items[%d].unit_price_cents must be between 0 and %d", i, maxUnitPriceCents)
+			return nil, 0, merrors.BadRequest(service, "items[%d].unit_price_cents must be between 0 and %d", i, maxUnitPriceCents)
 		}
 		// Bounded: 50 items * 1000 * 1e8 fits an int64 many times over.
 		total += int64(it.GetQuantity()) * it.GetUnitPriceCents()
@@ -166,12 +166,12 @@ const replayEvent = "replayed for its idempotency_key"
 
 // validateIdempotencyKey: a key is optional, and at most 64 of the characters a SKU may hold,
 // enough for a UUID or a ULID.
-func validateIdempotencyKey(id, key string) error {
+func validateIdempotencyKey(service, key string) error {
 	switch {
 	case len(key) > maxKeyBytes:
-		return merrors.BadRequest(id, "idempotency_key is longer than %d bytes", maxKeyBytes)
+		return merrors.BadRequest(service, "idempotency_key is longer than %d bytes", maxKeyBytes)
 	case strings.IndexFunc(key, notTokenRune) >= 0:
-		return merrors.BadRequest(id, "idempotency_key may hold only letters, digits, '-', '_' and '.'")
+		return merrors.BadRequest(service, "idempotency_key may hold only letters, digits, '-', '_' and '.'")
 	}
 	return nil
 }

@@ -59,6 +59,45 @@ func (c *Client) Trace(ctx context.Context, id string) (*Trace, error) {
 	return t, nil
 }
 
+// SpanWarning is a span to which Jaeger's query service attached warnings, as its UI shows them
+// (clock skew adjustments, parents missing from the trace...).
+type SpanWarning struct {
+	SpanID, Service, Name string
+	Warnings              []string
+}
+
+// Warnings returns the spans of the trace that carry warnings, or ErrNotFound. It reads the
+// legacy /api/traces/{id}, which the web UI reads and Jaeger v1.76 (v2.13) still serves: api_v3
+// does not report warnings.
+func (c *Client) Warnings(ctx context.Context, id string) ([]SpanWarning, error) {
+	var body struct {
+		Data []struct {
+			Spans []struct {
+				SpanID        string   `json:"spanID"`
+				OperationName string   `json:"operationName"`
+				ProcessID     string   `json:"processID"`
+				Warnings      []string `json:"warnings"`
+			} `json:"spans"`
+			Processes map[string]struct {
+				ServiceName string `json:"serviceName"`
+			} `json:"processes"`
+		} `json:"data"`
+	}
+	if err := c.get(ctx, "/api/traces/"+url.PathEscape(id), &body); err != nil {
+		return nil, err
+	}
+	var out []SpanWarning
+	for _, tr := range body.Data {
+		for _, s := range tr.Spans {
+			if len(s.Warnings) > 0 {
+				out = append(out, SpanWarning{SpanID: s.SpanID, Service: tr.Processes[s.ProcessID].ServiceName,
+					Name: s.OperationName, Warnings: s.Warnings})
+			}
+		}
+	}
+	return out, nil
+}
+
 // WaitTrace polls until the trace is stored and complete says it holds what the caller needs,
 // or ctx ends. It returns the last version seen with the error.
 func (c *Client) WaitTrace(ctx context.Context, id string, complete func(*Trace) bool) (*Trace, error) {
@@ -144,6 +183,21 @@ func (t *Trace) Find(service, name string, kind int) []Span {
 		}
 	}
 	return out
+}
+
+// Connected reports whether every span's parent is in the trace. Each service exports on its
+// own schedule, so a trace read while some are still on their way has gaps.
+func (t *Trace) Connected() bool {
+	ids := make(map[string]bool, len(t.Spans))
+	for _, s := range t.Spans {
+		ids[s.SpanID] = true
+	}
+	for _, s := range t.Spans {
+		if s.ParentSpanID != "" && !ids[s.ParentSpanID] {
+			return false
+		}
+	}
+	return true
 }
 
 // The OTLP JSON of api_v3. Enums and 64-bit integers may come as names or strings.

@@ -2,6 +2,7 @@ package jaeger
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,5 +66,45 @@ func TestWaitTraceGivesUp(t *testing.T) {
 	defer cancel()
 	if _, err := New(srv.URL).WaitTrace(ctx, "00", func(*Trace) bool { return true }); err == nil {
 		t.Fatal("no error for a trace that never arrives")
+	}
+}
+
+// apiTrace is the shape of Jaeger v1.76.0's /api/traces/{id}, cut to two spans, as it answered
+// for the demo's create-user trace before the collector gave Jaeger the services' host.
+const apiTrace = `{"data":[{"traceID":"8a05305f85ec3dc5541253ce2f6efb44","spans":[
+{"traceID":"8a05305f85ec3dc5541253ce2f6efb44","spanID":"0322cb659cd0649a","operationName":"send user.created","references":[],"startTime":1796397529173266,"duration":9114,"tags":[],"logs":[],"processID":"p2","warnings":null},
+{"traceID":"8a05305f85ec3dc5541253ce2f6efb44","spanID":"78865844a9291a8c","operationName":"process user.created","references":[{"refType":"FOLLOWS_FROM","traceID":"8a05305f85ec3dc5541253ce2f6efb44","spanID":"0322cb659cd0649a"}],"startTime":1796397529191713,"duration":5988,"tags":[],"logs":[],"processID":"p3","warnings":["clock skew adjustment disabled; not applying calculated delta of -16.884121ms"]}],
+"processes":{"p2":{"serviceName":"user.service","tags":[]},"p3":{"serviceName":"order.service","tags":[]}},"warnings":null}],"total":0,"limit":0,"offset":0,"errors":null}`
+
+func TestWarningsNameTheSpansJaegerWarnsAbout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/traces/8a05305f85ec3dc5541253ce2f6efb44" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(apiTrace))
+	}))
+	defer srv.Close()
+	got, err := New(srv.URL).Warnings(context.Background(), "8a05305f85ec3dc5541253ce2f6efb44")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Service != "order.service" || got[0].Name != "process user.created" || got[0].SpanID != "78865844a9291a8c" ||
+		len(got[0].Warnings) != 1 || !strings.HasPrefix(got[0].Warnings[0], "clock skew adjustment disabled") {
+		t.Errorf("warnings %+v, want the process span's clock skew warning alone", got)
+	}
+	if _, err := New(srv.URL).Warnings(context.Background(), "00"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown trace: %v, want ErrNotFound", err)
+	}
+}
+
+func TestConnectedSeesASpanWaitingForItsParent(t *testing.T) {
+	tr := &Trace{Spans: []Span{{SpanID: "a"}, {SpanID: "b", ParentSpanID: "a"}}}
+	if !tr.Connected() {
+		t.Error("a trace whose parents are all there is not connected")
+	}
+	tr.Spans = append(tr.Spans, Span{SpanID: "c", ParentSpanID: "x"})
+	if tr.Connected() {
+		t.Error("a span whose parent is missing went unnoticed")
 	}
 }

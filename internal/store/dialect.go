@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 
 	"github.com/XSAM/otelsql"
@@ -33,6 +34,10 @@ type dialect struct {
 	// skipLocked ends a SELECT whose rows an UPDATE claims, so that two processes sharing a
 	// database never claim the same row. SQLite needs none: a write locks the whole database.
 	skipLocked string
+	// snapshot begins a transaction whose reads all see one snapshot of the database. A
+	// SQLite transaction does by default; PostgreSQL's default, read committed, takes a new
+	// snapshot for every statement.
+	snapshot *sql.TxOptions
 }
 
 var sqlite = &dialect{
@@ -52,6 +57,7 @@ var postgres = &dialect{
 	// key is arbitrary, and the same in every service: set-ups are short.
 	setupLock:  "SELECT pg_advisory_xact_lock(7305419826);",
 	skipLocked: " FOR UPDATE SKIP LOCKED",
+	snapshot:   &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 }
 
 // ddl is schema in d's types.

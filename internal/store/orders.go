@@ -138,20 +138,28 @@ func (s *Orders) Get(ctx context.Context, id int64) (Order, error) {
 	}
 	o.CreatedAt = time.UnixMicro(created).UTC()
 	orders := []Order{o}
-	if err := s.loadItems(ctx, orders,
+	if err := loadItems(ctx, s.db, orders,
 		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, id); err != nil {
 		return Order{}, err
 	}
 	return orders[0], nil
 }
 
-// ListByUser returns one page of a user's orders, newest first, and how many the user has.
+// ListByUser returns one page of a user's orders, newest first, and how many the user has. The
+// count, the page and the page's items are read in one read-only transaction, from one
+// snapshot: an order created meanwhile shows in all three or in none.
 func (s *Orders) ListByUser(ctx context.Context, userID int64, limit, offset int) ([]Order, int64, error) {
-	total, err := s.CountByUser(ctx, userID)
+	tx, err := s.db.BeginTx(ctx, s.db.dialect.snapshot)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: begin: %w", err)
+	}
+	// It only reads: rolling back ends it as well as a commit would.
+	defer func() { _ = tx.Rollback() }()
+	total, err := countByUser(ctx, tx, userID)
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := tx.QueryContext(ctx,
 		`SELECT id, user_id, total_cents, created_at FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`,
 		userID, limit, offset)
 	if err != nil {
@@ -171,20 +179,26 @@ func (s *Orders) ListByUser(ctx context.Context, userID int64, limit, offset int
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	err = s.loadItems(ctx, orders,
+	err = loadItems(ctx, tx, orders,
 		`SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id IN
 		 (SELECT id FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3) ORDER BY order_id, line`,
 		userID, limit, offset)
 	return orders, total, err
 }
 
+// querier is what reads need of a database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // loadItems fills the items of orders from a query returning (order_id, sku, quantity, price).
-func (s *Orders) loadItems(ctx context.Context, orders []Order, query string, args ...any) error {
+func loadItems(ctx context.Context, q querier, orders []Order, query string, args ...any) error {
 	index := make(map[int64]*Order, len(orders))
 	for i := range orders {
 		index[orders[i].ID] = &orders[i]
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("store: order items: %w", err)
 	}
@@ -204,8 +218,12 @@ func (s *Orders) loadItems(ctx context.Context, orders []Order, query string, ar
 
 // CountByUser counts a user's orders.
 func (s *Orders) CountByUser(ctx context.Context, userID int64) (int64, error) {
+	return countByUser(ctx, s.db, userID)
+}
+
+func countByUser(ctx context.Context, q querier, userID int64) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE user_id = $1`, userID).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE user_id = $1`, userID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count orders: %w", err)
 	}
 	return n, nil

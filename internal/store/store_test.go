@@ -428,3 +428,53 @@ func TestPostgresPasswordNeverInErrors(t *testing.T) {
 		}
 	}
 }
+
+// A page of orders, its items and the user's total come from one snapshot, while orders are
+// being created: the total counts exactly the orders up to the newest on the page, and every
+// order on it has all its items.
+func TestListingReadsOneSnapshot(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			orders := store.NewOrders(b.OpenNew(t, store.OrderSchema))
+			items := []store.Item{{SKU: "A", Quantity: 1, UnitPriceCents: 1}, {SKU: "B", Quantity: 1, UnitPriceCents: 1}}
+			first, _, err := orders.Create(ctx, store.Order{UserID: 7, Items: items, TotalCents: 2}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const created = 300
+			done := make(chan error, 1)
+			go func() {
+				for range created {
+					if _, _, err := orders.Create(ctx, store.Order{UserID: 7, Items: items, TotalCents: 2}, ""); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			for reads := 0; ; reads++ {
+				page, total, err := orders.ListByUser(ctx, 7, 5, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := page[0].ID - first.ID + 1; total != want {
+					t.Fatalf("read %d: total %d, but the newest order on the page is number %d", reads, total, want)
+				}
+				for _, o := range page {
+					if len(o.Items) != len(items) {
+						t.Fatalf("read %d: order %d came with %d items, want %d", reads, o.ID, len(o.Items), len(items))
+					}
+				}
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					return
+				default:
+				}
+			}
+		})
+	}
+}

@@ -29,6 +29,13 @@ func (a *accounting) counts() SpanCounts {
 	return SpanCounts{Ended: a.ended.Load(), Exported: a.exported.Load(), Failed: a.failed.Load()}
 }
 
+// waiting is how many spans have ended but not reached an export outcome yet: queued, in the
+// batch being exported, or dropped.
+func (a *accounting) waiting() int64 {
+	c := a.counts()
+	return c.Ended - c.Exported - c.Failed
+}
+
 // OnEnd counts the spans the batch processor queues: the sampled ones.
 func (a *accounting) OnEnd(s sdktrace.ReadOnlySpan) {
 	if s.SpanContext().IsSampled() {

@@ -2,7 +2,8 @@
 // environment: service name and resource attributes, the OTLP gRPC exporters, the sampler, the
 // batch span processor, the metric export interval and the propagators are all read by the SDK
 // itself. What this package adds is a local default (an insecure collector on localhost:4317),
-// OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER=none, Go runtime metrics, the baggage members copied
+// a span queue, export retries and reconnection that carry spans over a collector outage
+// (export.go), OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER=none, Go runtime metrics, the baggage members copied
 // onto spans (SPAN_BAGGAGE_KEYS), log records that carry their trace, their export over OTLP when
 // OTEL_LOGS_EXPORTER=otlp, and a shutdown that flushes within a bounded time.
 package telemetry
@@ -12,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -66,6 +68,7 @@ type options struct {
 	reader          sdkmetric.Reader
 	logProcessor    sdklog.Processor
 	shutdownTimeout time.Duration
+	exportLogger    *slog.Logger
 }
 
 // Option configures New and Setup.
@@ -89,12 +92,19 @@ func WithLogProcessor(p sdklog.Processor) Option { return func(o *options) { o.l
 // WithShutdownTimeout bounds Shutdown (default DefaultShutdownTimeout).
 func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.shutdownTimeout = d } }
 
+// WithExportLogger sets where the OTLP exporters report that export started failing and that it
+// resumed (default: a JSON logger on stderr, as NewLogger makes).
+func WithExportLogger(l *slog.Logger) Option { return func(o *options) { o.exportLogger = l } }
+
 // New builds the SDK for serviceName without touching the OpenTelemetry globals.
 // OTEL_SERVICE_NAME, when set, overrides serviceName.
 func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, error) {
 	o := options{shutdownTimeout: DefaultShutdownTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.exportLogger == nil {
+		o.exportLogger = NewLogger(os.Stderr, cmp.Or(os.Getenv("OTEL_SERVICE_NAME"), serviceName))
 	}
 	t := &Telemetry{
 		Propagator:      autoprop.NewTextMapPropagator(), // OTEL_PROPAGATORS; default tracecontext,baggage
@@ -107,7 +117,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		return t, nil
 	}
 
-	logProcessor, err := newLogProcessor(ctx, o.logProcessor)
+	logProcessor, err := newLogProcessor(ctx, o.logProcessor, o.exportLogger)
 	if err != nil {
 		return nil, err
 	}
@@ -117,13 +127,14 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 	}
 	processor := o.processor
 	if processor == nil {
-		exp, err := otlptracegrpc.New(ctx, exporterOptions()...)
+		t.accounting = &accounting{}
+		exp, err := otlptracegrpc.New(ctx, exporterOptions(o.exportLogger, t.accounting.waiting)...)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
-		t.accounting = &accounting{}
-		// OTEL_BSP_* from the environment
-		processor = sdktrace.NewBatchSpanProcessor(countingExporter{SpanExporter: exp, acc: t.accounting})
+		// OTEL_BSP_* from the environment, and where unset the queue and window of export.go
+		processor = sdktrace.NewBatchSpanProcessor(countingExporter{SpanExporter: exp, acc: t.accounting},
+			spanProcessorOptions()...)
 	}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(baggageAllowList(BaggageKeys())))}
@@ -145,7 +156,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	reader := o.reader
 	if reader == nil && os.Getenv("OTEL_METRICS_EXPORTER") != "none" {
-		exp, err := otlpmetricgrpc.New(ctx, metricExporterOptions()...)
+		exp, err := otlpmetricgrpc.New(ctx, metricExporterOptions(o.exportLogger)...)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP metric exporter: %w", err)
 		}
@@ -181,7 +192,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 
 // newLogProcessor returns the log export pipeline OTEL_LOGS_EXPORTER asks for, nil for none;
 // given, it is used as it is.
-func newLogProcessor(ctx context.Context, given sdklog.Processor) (sdklog.Processor, error) {
+func newLogProcessor(ctx context.Context, given sdklog.Processor, exportLogger *slog.Logger) (sdklog.Processor, error) {
 	if given != nil {
 		return given, nil
 	}
@@ -189,7 +200,7 @@ func newLogProcessor(ctx context.Context, given sdklog.Processor) (sdklog.Proces
 	case "", "none":
 		return nil, nil
 	case "otlp":
-		exp, err := otlploggrpc.New(ctx, logExporterOptions()...)
+		exp, err := otlploggrpc.New(ctx, logExporterOptions(exportLogger)...)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP log exporter: %w", err)
 		}
@@ -246,6 +257,7 @@ func newResource(ctx context.Context, serviceName, version string) (*resource.Re
 	attrs = append(attrs,
 		resource.WithTelemetrySDK(),
 		resource.WithHost(),
+		resource.WithDetectors(hostIPs{}),
 		resource.WithProcessPID(),
 		resource.WithProcessRuntimeName(),
 		resource.WithProcessRuntimeVersion(),
@@ -258,28 +270,41 @@ func newResource(ctx context.Context, serviceName, version string) (*resource.Re
 	return res, nil
 }
 
-// exporterOptions leaves everything to the OTEL_EXPORTER_OTLP_* variables, except that with no
-// endpoint configured it talks plaintext to the collector on localhost:4317, as a local
-// collector is what this project runs.
-func exporterOptions() []otlptracegrpc.Option {
+// exporterOptions leaves the endpoint, headers and TLS to the OTEL_EXPORTER_OTLP_* variables,
+// except that with no endpoint configured it talks plaintext to the collector on
+// localhost:4317, as a local collector is what this project runs. Connection and retries are
+// tuned for collector outages (export.go).
+func exporterOptions(logger *slog.Logger, backlog func() int64) []otlptracegrpc.Option {
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithDialOption(dialOptions("traces", logger, backlog)...), otlptracegrpc.WithRetry(spanRetry())}
+	if unset("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
+		opts = append(opts, otlptracegrpc.WithTimeout(SpanExportWindow))
+	}
 	if localDefault("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-		return []otlptracegrpc.Option{otlptracegrpc.WithInsecure()}
+		opts = append(opts, otlptracegrpc.WithInsecure())
 	}
-	return nil
+	return opts
 }
 
-func metricExporterOptions() []otlpmetricgrpc.Option {
+// Metrics are cumulative, so a failed export loses nothing the next one does not carry; they
+// and logs keep the SDK's retry window and queue, retried at most a second apart.
+func metricExporterOptions(logger *slog.Logger) []otlpmetricgrpc.Option {
+	opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithDialOption(dialOptions("metrics", logger, nil)...),
+		otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: true, InitialInterval: 250 * time.Millisecond,
+			MaxInterval: retryMaxInterval, MaxElapsedTime: time.Minute})}
 	if localDefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
-		return []otlpmetricgrpc.Option{otlpmetricgrpc.WithInsecure()}
+		opts = append(opts, otlpmetricgrpc.WithInsecure())
 	}
-	return nil
+	return opts
 }
 
-func logExporterOptions() []otlploggrpc.Option {
+func logExporterOptions(logger *slog.Logger) []otlploggrpc.Option {
+	opts := []otlploggrpc.Option{otlploggrpc.WithDialOption(dialOptions("logs", logger, nil)...),
+		otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: true, InitialInterval: 250 * time.Millisecond,
+			MaxInterval: retryMaxInterval, MaxElapsedTime: time.Minute})}
 	if localDefault("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") {
-		return []otlploggrpc.Option{otlploggrpc.WithInsecure()}
+		opts = append(opts, otlploggrpc.WithInsecure())
 	}
-	return nil
+	return opts
 }
 
 func localDefault(signalEndpoint string) bool {

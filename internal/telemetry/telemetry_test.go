@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,4 +310,20 @@ func TestShutdownOfLogExportIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	shutdownGivesUp(t, tel)
+}
+
+func TestHostIPsAreTheAddressesOtherHostsCouldReach(t *testing.T) {
+	cidr := func(s string) net.Addr {
+		ip, ipnet, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ipnet.IP = ip
+		return ipnet
+	}
+	got := hostAddresses([]net.Addr{cidr("127.0.0.1/8"), cidr("::1/128"), cidr("192.0.2.2/24"), cidr("fd00::2/64"),
+		cidr("fe80::fc:ff:fe00:1/64"), cidr("172.17.0.1/16"), &net.IPAddr{IP: net.ParseIP("10.0.0.1")}})
+	if want := []string{"192.0.2.2", "fd00::2", "172.17.0.1", "10.0.0.1"}; !slices.Equal(got, want) {
+		t.Errorf("host.ip %v, want %v: no loopback, no link-local, in the system's order", got, want)
+	}
 }

@@ -2,18 +2,15 @@ package testenv
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
 	merrors "go-micro.dev/v4/errors"
-	"golang.org/x/net/http2"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -92,13 +89,9 @@ func (rawCodec) Name() string { return "raw" }
 // H2C returns an HTTP client that speaks HTTP/2 without TLS (prior knowledge), as
 // `curl --http2-prior-knowledge` does.
 func H2C() *http.Client {
-	return &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
 }
 
 // GRPCFrame is msg as one gRPC length-prefixed message.

@@ -79,13 +79,34 @@ func (c *config) outgoingRPC(ctx context.Context) context.Context {
 	return metadata.NewContext(ctx, md)
 }
 
-// outgoingEvent returns ctx with metadata holding only the trace context of ctx: go-micro
-// copies all of a context's metadata into a published message, and the inbound request's
-// headers (Remote, User-Agent, Micro-Endpoint, Timeout...) do not belong in an event.
-func (c *config) outgoingEvent(ctx context.Context) context.Context {
-	md := make(metadata.Metadata, len(c.fields))
+// outgoingEvent returns ctx with metadata holding only the trace context of ctx and the
+// message's own id, if it has one: go-micro copies all of a context's metadata into a published
+// message, and the inbound request's headers (Remote, User-Agent, Micro-Endpoint, Timeout...) do
+// not belong in an event.
+func (c *config) outgoingEvent(ctx context.Context, id string) context.Context {
+	md := make(metadata.Metadata, len(c.fields)+1)
 	c.propagator.Inject(ctx, MetadataCarrier(md))
+	if id != "" {
+		md[MessageIDHeader] = id
+	}
 	return metadata.NewContext(ctx, md)
+}
+
+// MessageIDHeader is the message header that carries a message's own id. A publisher gives a
+// message its id in the metadata of the context it publishes with:
+//
+//	ctx = metadata.Set(ctx, wrapper.MessageIDHeader, eventID)
+//
+// The PRODUCER and CONSUMER spans record it as messaging.message.id, and NATS JetStream, whose
+// header it is, stores a message only once per id within its stream's duplicate window, so a
+// publish repeated with the same id is dropped by the server. go-micro's own "Micro-Id" cannot
+// serve: its client stamps a fresh one on every publish.
+const MessageIDHeader = "Nats-Msg-Id"
+
+// messageID returns the id the publisher gave the message in ctx's metadata, "" for none.
+func messageID(ctx context.Context) string {
+	id, _ := metadata.Get(ctx, MessageIDHeader)
+	return id
 }
 
 // incoming returns ctx with the trace context and baggage found in header.

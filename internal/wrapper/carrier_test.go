@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/metadata"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
@@ -100,8 +101,19 @@ func TestOutgoingEventCarriesOnlyTraceContext(t *testing.T) {
 	ctx, span := tp.Tracer("t").Start(ctx, "send")
 	defer span.End()
 
-	md, _ := metadata.FromContext(cfg.outgoingEvent(ctx))
+	md, _ := metadata.FromContext(cfg.outgoingEvent(ctx, ""))
 	if len(md) != 1 || !strings.Contains(MetadataCarrier(md).Get("traceparent"), span.SpanContext().SpanID().String()) {
 		t.Errorf("event metadata %v, want only the traceparent of span %s", md, span.SpanContext().SpanID())
+	}
+	md, _ = metadata.FromContext(cfg.outgoingEvent(ctx, "event-1"))
+	if len(md) != 2 || md[MessageIDHeader] != "event-1" {
+		t.Errorf("event metadata %v, want the traceparent and %s", md, MessageIDHeader)
+	}
+}
+
+// JetStream de-duplicates on its own header; the wrapper must write exactly that one.
+func TestMessageIDHeaderIsJetStreamsDeduplicationHeader(t *testing.T) {
+	if MessageIDHeader != jetstream.MsgIDHeader {
+		t.Errorf("MessageIDHeader %q, JetStream's %q", MessageIDHeader, jetstream.MsgIDHeader)
 	}
 }

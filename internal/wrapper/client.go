@@ -167,8 +167,13 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 		system = t.Options().Broker.String()
 	}
 	tp := t.topics.get(msg.Topic(), func(name string) topic { return newTopic(messagingAttrs(system, name, true)) })
-	ctx, span := t.cfg.tracer.Start(ctx, "send "+msg.Topic(), kindProducer, tp.attrs)
-	err := t.Client.Publish(t.cfg.outgoingEvent(ctx), msg, opts...)
+	startOpts := []trace.SpanStartOption{kindProducer, tp.attrs}
+	id := messageID(ctx)
+	if id != "" {
+		startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
+	}
+	ctx, span := t.cfg.tracer.Start(ctx, "send "+msg.Topic(), startOpts...)
+	err := t.Client.Publish(t.cfg.outgoingEvent(ctx, id), msg, opts...)
 	errAttrs := endMessaging(span, err)
 	if t.cfg.metrics.sentMessages.Enabled(ctx) {
 		t.cfg.metrics.sentMessages.Add(ctx, 1, withOutcome(tp.metrics, errAttrs).add...)

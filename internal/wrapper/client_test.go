@@ -212,10 +212,12 @@ func TestPublishSpanAndEventHeaders(t *testing.T) {
 	}
 	opts, rec, _ := recorded()
 	c := newTracedClient(opts, registry.NewMemoryRegistry(), b)
-	// A handler's context: the inbound request's metadata is still in it.
+	// A handler's context: the inbound request's metadata is still in it. The publisher names
+	// the message's id.
 	ctx := metadata.NewContext(context.Background(), metadata.Metadata{
 		"Traceparent": remoteTraceparent, "Remote": "10.0.0.7:51234", "User-Agent": "go-micro",
 	})
+	ctx = metadata.Set(ctx, MessageIDHeader, "e1")
 	if err := c.Publish(ctx, c.NewMessage("user.created", &userpb.UserCreated{EventId: "e1", UserId: 1})); err != nil {
 		t.Fatal(err)
 	}
@@ -225,10 +227,13 @@ func TestPublishSpanAndEventHeaders(t *testing.T) {
 	}
 	checkAttrs(t, s, map[attribute.Key]string{
 		"messaging.system": "memory", "messaging.operation.type": "send", "messaging.operation.name": "send",
-		"messaging.destination.name": "user.created",
+		"messaging.destination.name": "user.created", "messaging.message.id": "e1",
 	})
 	select {
 	case h := <-got:
+		if h[MessageIDHeader] != "e1" {
+			t.Errorf("event header %s = %q, want the publisher's id e1", MessageIDHeader, h[MessageIDHeader])
+		}
 		if !strings.Contains(MetadataCarrier(h).Get("traceparent"), s.SpanContext().SpanID().String()) {
 			t.Errorf("event traceparent %q, want the send span %s", MetadataCarrier(h).Get("traceparent"), s.SpanContext().SpanID())
 		}

@@ -21,7 +21,8 @@
 //     the listener and network.peer.address/network.peer.port of the caller.
 //   - Publishing is a PRODUCER span "send <topic>", processing a CONSUMER span
 //     "process <topic>", with messaging.system, messaging.operation.type/name,
-//     messaging.destination.name, and on the consumer messaging.message.id and
+//     messaging.destination.name, messaging.message.id (the id the publisher gave the message
+//     in MessageIDHeader; on the consumer, else go-micro's own) and, on the consumer,
 //     messaging.consumer.group.name.
 //
 // Outcome: a failed call sets error.type and rpc.response.status_code to the go-micro error

@@ -12,8 +12,9 @@ import (
 	"go.opentelemetry.io/otel/semconv/v1.43.0/rpcconv"
 )
 
-// instruments are the RPC and messaging metrics of the conventions, with their names, units and
-// bucket boundaries from semconv; created once per wrapper.
+// instruments are the RPC and messaging metrics of the conventions, with their names and units
+// from semconv; created once per wrapper. Every duration is in seconds with the conventions'
+// bucket boundaries, durationBuckets.
 type instruments struct {
 	clientDuration  metric.Float64Histogram // rpc.client.call.duration, per attempt
 	serverDuration  metric.Float64Histogram // rpc.server.call.duration
@@ -27,12 +28,18 @@ func newInstruments(mp metric.MeterProvider) instruments {
 	client, err1 := rpcconv.NewClientCallDuration(m)
 	server, err2 := rpcconv.NewServerCallDuration(m)
 	sent, err3 := messagingconv.NewClientSentMessages(m)
-	process, err4 := messagingconv.NewProcessDuration(m)
+	// semconv's constructor names no boundaries for this one, and the SDK's defaults are made for
+	// milliseconds (0, 5, 10 ... 10000): every event would land in the first bucket.
+	process, err4 := messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		otel.Handle(err)
 	}
 	return instruments{client.Inst(), server.Inst(), sent.Inst(), process.Inst()}
 }
+
+// durationBuckets are the boundaries, in seconds, that the RPC and messaging conventions give
+// their duration histograms.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 // measured is an attribute set with its measurement options built once: recording a success
 // allocates nothing, not even the slice of options a variadic call would make.

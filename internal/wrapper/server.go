@@ -79,7 +79,7 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 			})
 			startOpts := make([]trace.SpanStartOption, 0, 5)
 			startOpts = append(startOpts, kindConsumer, tp.attrs)
-			if id := MetadataCarrier(header).Get(headers.ID); id != "" {
+			if id := receivedMessageID(header); id != "" {
 				startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
 			}
 			if producer := trace.SpanContextFromContext(ctx); producer.IsValid() {
@@ -95,6 +95,16 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 			return err
 		}
 	}
+}
+
+// receivedMessageID is the id the publisher gave the message (MessageIDHeader), or else the one
+// go-micro's client stamped on this publish.
+func receivedMessageID(header map[string]string) string {
+	c := MetadataCarrier(header)
+	if id := c.Get(MessageIDHeader); id != "" {
+		return id
+	}
+	return c.Get(headers.ID)
 }
 
 // endOnPanic ends span as failed when the handler panics, then lets the panic continue to

@@ -144,7 +144,7 @@ func TestMethodCacheHoldsOnlyRecognisedMethods(t *testing.T) {
 	var ms methods
 	for i := range 10_000 {
 		ms.lookup(fmt.Sprintf("User.M%d", i), nil)
-		ms.lookup(fmt.Sprintf("User.M%d", i), &rawFrame{})
+		ms.lookup(fmt.Sprintf("User.M%d", i), []byte("not a protobuf message"))
 	}
 	ms.lookup("User.GetUser", &userpb.GetUserRequest{})
 	ms.lookup("User.GetUser", &userpb.GetUserRequest{})
@@ -156,9 +156,6 @@ func TestMethodCacheHoldsOnlyRecognisedMethods(t *testing.T) {
 	}
 }
 
-// rawFrame stands for a request body that is not a protobuf message.
-type rawFrame struct{ data []byte }
-
 func TestSubscriberSpanIsChildOfAndLinkedToProducer(t *testing.T) {
 	opts, rec, _ := recorded()
 	opts = append(opts, WithMessagingSystem("nats"), WithConsumerGroup("order.service"))
@@ -168,7 +165,8 @@ func TestSubscriberSpanIsChildOfAndLinkedToProducer(t *testing.T) {
 		return nil
 	})
 	msg := fakeMessage{topic: "user.created", header: map[string]string{
-		"traceparent": remoteTraceparent, "Micro-ID": "msg-1", "Content-Type": "application/protobuf",
+		"traceparent": remoteTraceparent, "Micro-Id": "fresh-per-publish", "Nats-Msg-Id": "msg-1",
+		"Content-Type": "application/protobuf",
 	}}
 	if err := sub(context.Background(), msg); err != nil {
 		t.Fatal(err)
@@ -191,6 +189,16 @@ func TestSubscriberSpanIsChildOfAndLinkedToProducer(t *testing.T) {
 		"messaging.destination.name": "user.created", "messaging.message.id": "msg-1",
 		"messaging.consumer.group.name": "order.service",
 	})
+}
+
+// A message published without an id of its own is known by the one go-micro stamped on it.
+func TestSubscriberSpanFallsBackToGoMicrosMessageID(t *testing.T) {
+	opts, rec, _ := recorded()
+	sub := NewSubscriberWrapper(opts...)(func(context.Context, server.Message) error { return nil })
+	if err := sub(context.Background(), fakeMessage{topic: "user.created", header: map[string]string{"Micro-Id": "m-7"}}); err != nil {
+		t.Fatal(err)
+	}
+	checkAttrs(t, onlySpan(t, rec), map[attribute.Key]string{"messaging.message.id": "m-7"})
 }
 
 func TestSubscriberSpanCanStartANewTrace(t *testing.T) {

@@ -1,4 +1,4 @@
-package app
+package guard
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 )
 
 func TestDrainWaitsForWorkInProgressAndRefusesNew(t *testing.T) {
-	f := &inflight{name: "user.service"}
+	f := NewDrain("user.service")
 	started, release := make(chan struct{}), make(chan struct{})
-	slow := f.handlerWrapper(func(context.Context, server.Request, interface{}) error {
+	slow := f.HandlerWrapper(func(context.Context, server.Request, interface{}) error {
 		close(started)
 		<-release
 		return nil
@@ -22,11 +22,11 @@ func TestDrainWaitsForWorkInProgressAndRefusesNew(t *testing.T) {
 	<-started
 
 	drained := make(chan bool, 1)
-	go func() { drained <- f.drain(10 * time.Second) }()
+	go func() { drained <- f.Wait(10 * time.Second) }()
 	// Draining: new work is refused while the request in progress goes on.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := f.subscriberWrapper(func(context.Context, server.Message) error { return nil })(context.Background(), nil)
+		err := f.SubscriberWrapper(func(context.Context, server.Message) error { return nil })(context.Background(), nil)
 		if err != nil && merrors.FromError(err).Code == 503 {
 			break
 		}
@@ -50,11 +50,11 @@ func TestDrainWaitsForWorkInProgressAndRefusesNew(t *testing.T) {
 }
 
 func TestDrainGivesUp(t *testing.T) {
-	f := &inflight{name: "user.service"}
+	f := NewDrain("user.service")
 	if !f.enter() {
 		t.Fatal("refused before draining")
 	}
-	if f.drain(10 * time.Millisecond) {
+	if f.Wait(10 * time.Millisecond) {
 		t.Error("drain reported success with work still in progress")
 	}
 	f.wg.Done() // lets drain's waiter finish
