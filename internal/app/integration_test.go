@@ -46,6 +46,7 @@ const (
 // stack is both services, in process, on a real NATS server and one memory registry, each with
 // its own tracer provider feeding one recorder.
 type stack struct {
+	nats     *testenv.NATS
 	recorder *tracetest.SpanRecorder
 	metrics  map[string]*sdkmetric.ManualReader // by service
 	registry registry.Registry
@@ -57,7 +58,7 @@ type stack struct {
 func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
-	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
+	s := &stack{nats: ns, recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
 		registry: registry.NewMemoryRegistry(), dataDir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

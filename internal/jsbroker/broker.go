@@ -21,7 +21,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/broker"
-	merrors "go-micro.dev/v4/errors"
+
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 // Broker implements go-micro's broker.Broker.
@@ -280,11 +281,8 @@ func (s *subscriber) handle(msg jetstream.Msg) {
 // permanent reports whether err says the message itself is wrong (a go-micro 4xx error other
 // than a timeout or a rate limit), so that delivering it again cannot help.
 func permanent(err error) bool {
-	var me *merrors.Error
-	if !errors.As(err, &me) {
-		me = merrors.Parse(err.Error())
-	}
-	return me.Code >= 400 && me.Code < 500 && me.Code != 408 && me.Code != 429
+	me := wrapper.ErrorOf(err)
+	return me != nil && me.Code >= 400 && me.Code < 500 && me.Code != 408 && me.Code != 429
 }
 
 type event struct {
