@@ -79,7 +79,7 @@ func (r *Relay) NewEvent(ctx context.Context, id, topic string, msg proto.Messag
 		return store.Event{}, fmt.Errorf("events: encode %s: %w", topic, err)
 	}
 	tc := map[string]string{}
-	r.propagator.Inject(ctx, propagation.MapCarrier(tc))
+	wrapper.Inject(ctx, r.propagator, tc)
 	return store.Event{
 		ID:           id,
 		Topic:        topic,
@@ -129,7 +129,7 @@ func (r *Relay) pass(ctx context.Context) {
 			return
 		}
 		// Publish in the trace of the request that wrote the event.
-		evCtx := r.propagator.Extract(ctx, propagation.MapCarrier(ev.TraceContext))
+		evCtx := wrapper.Extract(ctx, r.propagator, ev.TraceContext)
 		_ = r.attempt(evCtx, ev)
 	}
 }
