@@ -25,6 +25,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
+	"github.com/go-micro-otel/reference/internal/retry"
 	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
@@ -75,8 +76,7 @@ func Backoff(_ context.Context, _ client.Request, attempt int) (time.Duration, e
 	if attempt < 2 {
 		return 0, nil
 	}
-	d := min(10*time.Millisecond<<min(attempt-2, 7), time.Second)
-	return d/2 + rand.N(d/2+1), nil
+	return retry.Jittered(10*time.Millisecond, time.Second, attempt-1), nil
 }
 
 // callWrapper notes, per attempt, whether the node failed at the transport.
