@@ -93,7 +93,7 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 	seedOrder := placed.GetOrder().GetId()
 	// The seed's user.created event opens an account asynchronously; a count taken before that
 	// would see it as a write made by a hostile request.
-	waitFor(t, "the seed user's order account", 10*time.Second, func() bool { return db.counts(t)["accounts"] == 1 })
+	wait.For(t, 10*time.Second, "the seed user's order account", func() bool { return db.counts(t)["accounts"] == 1 })
 
 	healthy := map[string]func() error{
 		userSvc: func() error {

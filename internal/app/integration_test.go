@@ -32,6 +32,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -129,18 +130,6 @@ func (s *stack) telemetry(t testing.TB, service string) *telemetry.Telemetry {
 
 func (s *stack) spans() testenv.Spans { return testenv.Spans(s.recorder.Ended()) }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS and both services")
@@ -161,7 +150,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	}
 
 	// The event reaches order.service asynchronously: wait for both consumer spans.
-	waitFor(t, "both user.created events to be processed", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "both user.created events to be processed", func() bool {
 		return len(s.spans().Where(orderSvc, "process user.created", trace.SpanKindConsumer)) == 2
 	})
 	s.stop() // flushes nothing more: every span has ended once the services stopped
@@ -405,7 +394,7 @@ func TestBearerTokenGuardsEveryHopAndIsNeverTraced(t *testing.T) {
 	if merrors.FromError(err).Code != 401 {
 		t.Fatalf("a call without the token: %v, want 401", err)
 	}
-	waitFor(t, "both user.created events to be processed", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "both user.created events to be processed", func() bool {
 		return len(s.spans().Where(orderSvc, "process user.created", trace.SpanKindConsumer)) == 2
 	})
 	s.stop()
