@@ -236,8 +236,9 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 	l.stop()
 	h.fill(r, l)
 	during := l.stats("during")
-	// Bounded: go-micro picks nodes at random and retries a refused connection up to five times
-	// with backoff, so a call fails only if every attempt picked the dead node.
+	// Bounded: the client (internal/failover) retries a refused connection up to 10 times
+	// (failover.Retries) and leaves the node that refused it out of the next picks, so a call
+	// fails only if none of its attempts reached the live instance.
 	if limit := max(3, during.Sent/100); during.Failed > limit {
 		t.Errorf("%d of %d calls failed after the kill, more than %d; first: %s", during.Failed, during.Sent, limit, during.FirstError)
 	}
