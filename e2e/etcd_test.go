@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
 // TestEtcdRegistry runs both services with etcd as their registry (MICRO_REGISTRY=etcd) beside
@@ -37,7 +38,7 @@ func TestEtcdRegistry(t *testing.T) {
 	}
 	reg := etcd.NewRegistry(registry.Addrs(etcdAddr))
 	for _, svc := range []string{"user.service", "order.service"} {
-		waitFor(t, svc+" registered in etcd", func() bool {
+		wait.For(t, time.Minute, svc+" registered in etcd", func() bool {
 			s, err := reg.GetService(svc)
 			return err == nil && len(s) == 1 && len(s[0].Nodes) == 1
 		})
@@ -60,7 +61,7 @@ func TestEtcdRegistry(t *testing.T) {
 		stopService(t, cmd)
 	}
 	for _, svc := range []string{"user.service", "order.service"} {
-		waitFor(t, svc+" gone from etcd", func() bool {
+		wait.For(t, time.Minute, svc+" gone from etcd", func() bool {
 			s, err := reg.GetService(svc)
 			return err != nil || len(s) == 0 || len(s[0].Nodes) == 0
 		})
@@ -96,7 +97,7 @@ func startEtcd(t *testing.T) string {
 		_ = cmd.Wait()
 		log.Close()
 	})
-	waitFor(t, "etcd healthy", func() bool {
+	wait.For(t, time.Minute, "etcd healthy", func() bool {
 		rsp, err := http.Get("http://" + client + "/health")
 		if err != nil {
 			return false
@@ -115,16 +116,4 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()[strings.LastIndexByte(l.Addr().String(), ':')+1:]
-}
-
-// waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within a minute: %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -37,6 +37,9 @@
 // starts a new trace per message that only links to the producer.
 //
 // Propagation: see carrier.go, the one place where trace context enters and leaves go-micro
-// metadata. Published events carry only the propagation fields, never the inbound request's
-// headers. Streams are passed through untraced.
+// metadata, a transport's headers (HeaderMetadata, MetadataHeader) and a stored context (Inject
+// and Extract, for an event published later). Published events carry only the propagation
+// fields, never the inbound request's headers. Streams are passed through untraced.
+//
+// ErrorOf reads the go-micro error an error carries, whatever form it took on the way.
 package wrapper

@@ -1,14 +1,12 @@
 package wrapper
 
 import (
-	"errors"
 	"net"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 
-	merrors "go-micro.dev/v4/errors"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -169,12 +167,7 @@ type outcome struct {
 }
 
 func classify(err error) outcome {
-	var me *merrors.Error
-	if !errors.As(err, &me) {
-		// A client attempt sees the server's error as its JSON text; Call parses it later.
-		me = merrors.Parse(err.Error())
-	}
-	if me.Code != 0 {
+	if me := ErrorOf(err); me != nil && me.Code != 0 {
 		return outcome{code: me.Code, errorType: strconv.Itoa(int(me.Code)), message: me.Detail}
 	}
 	return outcome{errorType: semconv.ErrorType(err).Value.AsString(), message: err.Error()}
