@@ -28,6 +28,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
@@ -242,20 +243,16 @@ func startOverheadStack(b *testing.B, mode overheadMode, token string) *overhead
 
 // waitProcessed waits until order.service has processed n user.created events.
 func (s *overheadStack) waitProcessed(b *testing.B, n int) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.For(b, 30*time.Second, fmt.Sprintf("%s: order.service processing %d events", s.mode.name, n), func() error {
 		var got int
 		if err := s.orderDB.QueryRow(`SELECT COUNT(*) FROM processed_events`).Scan(&got); err != nil {
-			b.Fatal(err)
+			return err
 		}
-		if got >= n {
-			return
+		if got < n {
+			return fmt.Errorf("%d processed", got)
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: order.service processed %d of %d events within 30s", s.mode.name, got, n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // flush exports the spans both services have queued.
