@@ -7,9 +7,10 @@
 # Within a round, every mode's stack runs at once and the modes take turns in bursts of 0.2 s,
 # so that whatever else the machine does weighs on every mode alike; a round is a process, and
 # the rounds are the samples benchstat compares (`go test -count` would run each mode's rounds
-# back to back instead). The last line is the CPU time per request of each traced mode against
-# none: the geometric mean over both methods of the ratio of the medians, as in benchstat's
-# geomean row.
+# back to back instead). Then each round's traced modes against that round's none, paired: the
+# median over the rounds and its spread. The last line is the CPU time per request of each
+# traced mode against none: the geometric mean over both methods of the ratio of benchstat's
+# medians, as in its geomean row.
 #
 #   scripts/bench-overhead.sh            the full run: BENCH_ROUNDS=10 rounds, each mode
 #                                        measured for BENCH_TIME=3s per method and round
@@ -67,7 +68,39 @@ if $profile; then
 	done
 fi
 
-# The CPU time table as CSV: a row of mode names, a row of units, one row per benchmark.
+# Paired: each round's traced modes against that round's none, which ran beside them.
+awk '
+	# Per round (a process: its "goos:" line), each traced mode CPU time per request against
+	# that of none in the same round, as the geometric mean over the methods; then, per mode, the median
+	# over the rounds and its spread.
+	/^goos:/ { r++ }
+	/^Benchmark/ {
+		split($1, a, "/"); m = a[2]; sub("method=", "", m); md = a[3]; sub("mode=", "", md); sub("-[0-9]+$", "", md)
+		for (i = 3; i < NF; i++) if ($(i + 1) == "cpu-ns/op") v[r "," m "," md] = $i
+		if (!(md in seen)) { seen[md] = 1; order[++nmodes] = md }
+		methods[m] = 1
+	}
+	END {
+		line = "paired by round:"
+		for (j = 1; j <= nmodes; j++) {
+			md = order[j]
+			if (md == "none") continue
+			n = 0
+			for (k = 1; k <= r; k++) {
+				s = 0; c = 0
+				for (m in methods) if ((k "," m "," md) in v && v[k "," m ",none"] > 0) { s += log(v[k "," m "," md] / v[k "," m ",none"]); c++ }
+				if (c) x[++n] = (exp(s / c) - 1) * 100
+			}
+			for (p = 2; p <= n; p++) { t = x[p]; q = p - 1; while (q > 0 && x[q] > t) { x[q + 1] = x[q]; q-- }; x[q + 1] = t }
+			med = (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+			line = line sprintf(" %s=%+.1f%% (%+.1f to %+.1f)", md, med, x[1], x[n])
+		}
+		print line
+	}
+' "$out/results.txt" | tee "$out/paired.txt"
+
+# The last line, from benchstat's medians. The CPU time table as CSV: a row of mode names, a
+# row of units, one row per benchmark.
 "$benchstat" -col "$order" -format csv "$out/results.txt" 2>/dev/null | awk -F, '
 	$1 == "" && $2 == "none" { for (i = 2; i <= NF; i++) if ($i != "") name[i] = $i; cols = NF; next }
 	$1 == "" { inblock = ($2 == "cpu-sec/op"); next }
