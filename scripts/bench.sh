@@ -18,6 +18,10 @@
 #                               window (run/bench/profiles), and each traced mode's difference
 #                               from none, per method and service
 # BENCH_ROUNDS, BENCH_CONCURRENCY, BENCH_GET, BENCH_CREATE and BENCH_WARMUP override the defaults.
+# BENCH_GET_RATE and BENCH_CREATE_RATE (requests per second; unset: as many as the services
+# answer) hold every mode to the same load, so that CPU per request compares like with like:
+# under a closed loop, a mode whose spans keep the other cores busy gets fewer requests, and a
+# service that is less busy spends more CPU on each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -25,11 +29,15 @@ out=$root/run/bench
 stack=deploy/native/stack.sh
 
 rounds=${BENCH_ROUNDS:-5} c=${BENCH_CONCURRENCY:-16} get=${BENCH_GET:-10s} create=${BENCH_CREATE:-8s} warmup=${BENCH_WARMUP:-2s}
+get_rate=${BENCH_GET_RATE:-0} create_rate=${BENCH_CREATE_RATE:-0}
 profile=false
 case "${1:-}" in
 --smoke) rounds=1 get=2s create=2s warmup=1s ;;
 --profile) profile=true rounds=1 ;;
 esac
+
+# rate_text RATE says how a method was paced, when it was.
+rate_text() { if [ "$1" != 0 ]; then echo " at $1 req/s"; fi; }
 
 # cpus FIRST LAST is the list of cores from FIRST to LAST, as taskset takes it.
 cpus() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
@@ -121,8 +129,8 @@ for ((r = 0; r < rounds; r++)); do
 		mode=${modes[(i + r) % ${#modes[@]}]}
 		start_services "$mode"
 		for method in GetUser CreateUser; do
-			d=$get
-			[ $method = CreateUser ] && d=$create
+			d=$get pace=$get_rate
+			[ $method = CreateUser ] && d=$create pace=$create_rate
 			profiling=()
 			if $profile; then
 				# Over the measured window: after the load generator's set-up (GetUser creates
@@ -133,7 +141,7 @@ for ((r = 0; r < rounds; r++)); do
 					profiling+=($!)
 				done
 			fi
-			env $($stack env) run/bin/loadgen -json -method $method -c "$c" -d "$d" -warmup "$warmup" \
+			env $($stack env) run/bin/loadgen -json -method $method -c "$c" -rate "$pace" -d "$d" -warmup "$warmup" \
 				-pids "$(
 					IFS=,
 					echo "${pids[*]}"
@@ -147,7 +155,7 @@ done
 
 {
 	echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh${1:+ $1}\` at commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'):"
-	echo "$cores cores ($(lscpu | sed -n 's/^Model name: *//p')), $(go env GOVERSION), concurrency $c, GetUser $get and CreateUser $create per run after $warmup of warm-up, $rounds round(s); ${others:+services on cores $services, everything else on $others; }every figure the median over the rounds (min–max)."
+	echo "$cores cores ($(lscpu | sed -n 's/^Model name: *//p')), $(go env GOVERSION), concurrency $c, GetUser $get$(rate_text "$get_rate") and CreateUser $create$(rate_text "$create_rate") per run after $warmup of warm-up, $rounds round(s); ${others:+services on cores $services, everything else on $others; }every figure the median over the rounds (min–max)."
 	echo
 	run/bin/loadgen report "$out/results.jsonl"
 } >"$out/table.md"
