@@ -158,7 +158,7 @@ func (s *Server) enter(next server.HandlerFunc) server.HandlerFunc {
 // header is the caller's metadata as go-micro's wrappers expect it, one value per key, with
 // the addresses of both ends ("Local", "Remote") as go-micro's own server gives them.
 func header(ctx context.Context, in metadata.MD) map[string]string {
-	h := wrapper.HeaderMetadata(in)
+	h := wrapper.MetadataFromHeader(in)
 	if p, ok := peer.FromContext(ctx); ok {
 		if p.Addr != nil {
 			h["Remote"] = p.Addr.String()

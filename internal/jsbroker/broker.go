@@ -5,10 +5,10 @@
 // queue group is a durable consumer that acknowledges a message only after its handler
 // succeeded.
 //
-// Message headers travel as native NATS headers, with their case kept (wrapper.MetadataHeader and
-// HeaderMetadata), so trace context is readable by any NATS tool and the body stays the encoded
-// payload alone. The broker hands headers on as they are; the tracing wrappers write and read
-// the trace context in them.
+// Message headers travel as native NATS headers, with their case kept
+// (wrapper.HeaderFromMetadata and wrapper.MetadataFromHeader), so trace context is readable by
+// any NATS tool and the body stays the encoded payload alone. The broker hands headers on as
+// they are; the tracing wrappers write and read the trace context in them.
 package jsbroker
 
 import (
@@ -133,7 +133,7 @@ func (b *Broker) Publish(topic string, m *broker.Message, opts ...broker.Publish
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: topic, Header: wrapper.MetadataHeader(m.Header), Data: m.Body}
+	msg := &nats.Msg{Subject: topic, Header: wrapper.HeaderFromMetadata(m.Header), Data: m.Body}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("jsbroker: publish to %s: %w", topic, err)
 	}
@@ -247,7 +247,7 @@ func (s *subscriber) Unsubscribe() error {
 }
 
 func (s *subscriber) handle(msg jetstream.Msg) {
-	ev := &event{topic: s.topic, msg: msg, message: &broker.Message{Header: wrapper.HeaderMetadata(msg.Headers()), Body: msg.Data()}}
+	ev := &event{topic: s.topic, msg: msg, message: &broker.Message{Header: wrapper.MetadataFromHeader(msg.Headers()), Body: msg.Data()}}
 	ev.err = s.handler(ev)
 	var settle error
 	switch {

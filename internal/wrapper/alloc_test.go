@@ -9,9 +9,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	orderpb "github.com/go-micro-otel/reference/proto/order"
-	userpb "github.com/go-micro-otel/reference/proto/user"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // answeringClient is a go-micro client whose calls reach no network: Call runs its call
@@ -50,16 +48,16 @@ func unsampledHop(t testing.TB, traced bool) func() {
 		tc.Client = &answeringClient{call: tc.traceAttempt(answer)}
 		c = tc
 	}
-	call := c.NewRequest("order.service", "Order.CountOrders", &orderpb.CountOrdersRequest{UserId: 1})
+	call := c.NewRequest("order.service", "Order.CountOrders", wrapperspb.Int64(1))
 	handle := func(ctx context.Context, _ server.Request, _ interface{}) error {
-		return c.Call(ctx, call, &orderpb.CountOrdersResponse{})
+		return c.Call(ctx, call, &wrapperspb.Int64Value{})
 	}
 	h := handle
 	if traced {
 		h = NewHandlerWrapper(WithTracerProvider(c.(*tracedClient).cfg.tracerProvider),
 			WithMeterProvider(meterProvider()), WithPropagators(benchPropagator))(handle)
 	}
-	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{Id: 1}, map[string]string{
+	req := fakeRequest("User.GetUser", wrapperspb.Int64(1), map[string]string{
 		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
 		"Local":       "127.0.0.1:8081", "Remote": "127.0.0.1:50123",
 	})

@@ -78,11 +78,11 @@ func Extract(ctx context.Context, p propagation.TextMapPropagator, header map[st
 	return p.Extract(ctx, MetadataCarrier(header))
 }
 
-// HeaderMetadata returns a transport's headers (gRPC metadata, NATS headers), which hold
+// MetadataFromHeader returns a transport's headers (gRPC metadata, NATS headers), which hold
 // several values a key, as go-micro metadata, which holds one: several are joined with ", ", as
 // HTTP joins them. Keys keep their case (reads of metadata ignore it); HTTP/2 pseudo-headers
 // (":authority"...) are not metadata and are left out.
-func HeaderMetadata(header map[string][]string) map[string]string {
+func MetadataFromHeader(header map[string][]string) map[string]string {
 	md := make(map[string]string, len(header))
 	for k, vs := range header {
 		if len(vs) == 0 || strings.HasPrefix(k, ":") {
@@ -93,10 +93,10 @@ func HeaderMetadata(header map[string][]string) map[string]string {
 	return md
 }
 
-// MetadataHeader returns go-micro metadata as a transport's headers, keys as they are: the
+// HeaderFromMetadata returns go-micro metadata as a transport's headers, keys as they are: the
 // canonical form a header type's Set would give them ("Traceparent") is not the one the W3C
 // and other readers of the headers expect.
-func MetadataHeader(md map[string]string) map[string][]string {
+func HeaderFromMetadata(md map[string]string) map[string][]string {
 	header := make(map[string][]string, len(md))
 	for k, v := range md {
 		header[k] = []string{v}

@@ -147,18 +147,18 @@ func TestInjectAndExtractCarryAContextOverStorage(t *testing.T) {
 
 func TestHeadersAndMetadataConvertKeepingKeys(t *testing.T) {
 	md := map[string]string{"traceparent": remoteTraceparent, MessageIDHeader: "event-1"}
-	header := MetadataHeader(md)
+	header := HeaderFromMetadata(md)
 	if len(header) != 2 || len(header["traceparent"]) != 1 || header["traceparent"][0] != remoteTraceparent ||
 		header[MessageIDHeader][0] != "event-1" {
-		t.Errorf("MetadataHeader(%v) = %v, want the same keys, one value each", md, header)
+		t.Errorf("HeaderFromMetadata(%v) = %v, want the same keys, one value each", md, header)
 	}
-	got := HeaderMetadata(map[string][]string{
+	got := MetadataFromHeader(map[string][]string{
 		"traceparent": {remoteTraceparent},
 		"accept":      {"a", "b"},
 		":authority":  {"127.0.0.1:8081"},
 		"empty":       {},
 	})
 	if len(got) != 2 || got["traceparent"] != remoteTraceparent || got["accept"] != "a, b" {
-		t.Errorf("HeaderMetadata = %v, want traceparent, and accept joined; no pseudo-header, no empty key", got)
+		t.Errorf("MetadataFromHeader = %v, want traceparent, and accept joined; no pseudo-header, no empty key", got)
 	}
 }

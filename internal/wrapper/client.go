@@ -2,6 +2,7 @@ package wrapper
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -16,19 +18,55 @@ import (
 )
 
 // NewClientWrapper traces calls (one CLIENT span per attempt) and publications (one PRODUCER
-// span each). It installs its per-attempt CallWrapper on the client it wraps.
+// span each).
+//
+// It changes the client it wraps, c: go-micro runs a call wrapper once per attempt, inside its
+// retries, only when the wrapper is installed on the client that makes the attempts, so
+// NewClientWrapper installs one with c.Init(client.WrapCall(...)). Calls made on c itself, not
+// through the client returned, are then traced too, one span per attempt, but without the span
+// of a call that reaches no node and without the count of candidate nodes. Use the client
+// returned.
+//
+// Wrapping a client that is already traced, directly or beneath other wrappers, returns it
+// as it is: its calls are traced once, as the first wrapping set up.
 func NewClientWrapper(opts ...Option) client.Wrapper {
 	return func(c client.Client) client.Client {
-		if tc, ok := c.(*tracedClient); ok {
-			return tc // wrapping twice would trace every attempt twice
+		if traced(c) {
+			return c
 		}
 		cfg := newConfig(opts)
 		_, disabled := cfg.tracerProvider.(noop.TracerProvider)
 		tc := &tracedClient{Client: c, cfg: cfg, counting: !disabled}
-		// Init of the rpc client only appends the wrapper; it cannot fail.
-		_ = c.Init(client.WrapCall(tc.traceAttempt))
+		tc.methods.setExtra(cfg.extra())
+		if err := c.Init(tc.install); err != nil {
+			// go-micro's clients cannot fail here; another client may. Its calls still work,
+			// traced only when they reach no node.
+			otel.Handle(fmt.Errorf("wrapper: install the call wrapper: %w", err))
+		}
 		return tc
 	}
+}
+
+// installedKey marks, in the options of a client, that a tracedClient installed its call
+// wrapper there: the options are what every wrapper around the client passes on.
+type installedKey struct{}
+
+// install is the client option that installs the per-attempt call wrapper, and says so.
+func (t *tracedClient) install(o *client.Options) {
+	o.CallOptions.CallWrappers = append(o.CallOptions.CallWrappers, t.traceAttempt)
+	if o.Context == nil {
+		o.Context = context.Background()
+	}
+	o.Context = context.WithValue(o.Context, installedKey{}, true)
+}
+
+// traced reports whether c is traced by this package, directly or beneath other wrappers.
+func traced(c client.Client) bool {
+	if _, ok := c.(*tracedClient); ok {
+		return true
+	}
+	ctx := c.Options().Context
+	return ctx != nil && ctx.Value(installedKey{}) != nil
 }
 
 type tracedClient struct {
@@ -91,7 +129,18 @@ func (c *callContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// skipped is the state of every call the client filter leaves out: closed from the start, so
+// that its attempts pass through untraced. Shared: nothing writes to a closed state.
+var skipped = func() *callState {
+	s := &callState{}
+	s.v.Store(callClosed)
+	return s
+}()
+
 func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	if f := t.cfg.clientFilter; f != nil && !f(ctx, req) {
+		return t.Client.Call(context.WithValue(t.cfg.outgoingRPC(ctx), callStateKey{}, skipped), req, rsp, opts...)
+	}
 	start := time.Now()
 	cctx := &callContext{Context: ctx}
 	state := &cctx.state
@@ -162,13 +211,18 @@ func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 }
 
 func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...client.PublishOption) error {
+	id := messageID(ctx)
+	if f := t.cfg.messageFilter; f != nil && !f(ctx, msg.Topic()) {
+		return t.Client.Publish(t.cfg.outgoingEvent(ctx, id), msg, opts...)
+	}
 	system := t.cfg.messagingSystem
 	if system == "" {
 		system = t.Options().Broker.String()
 	}
-	tp := t.topics.get(msg.Topic(), func(name string) topic { return newTopic(messagingAttrs(system, name, true)) })
+	tp := t.topics.get(msg.Topic(), func(name string) topic {
+		return t.cfg.extra().topic(messagingAttrs(system, name, true))
+	})
 	startOpts := []trace.SpanStartOption{kindProducer, tp.attrs}
-	id := messageID(ctx)
 	if id != "" {
 		startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
 	}

@@ -23,7 +23,7 @@ type instruments struct {
 }
 
 func newInstruments(mp metric.MeterProvider) instruments {
-	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version()))
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
 	// The constructors fall back to no-op instruments on error; the SDK's error handler hears why.
 	client, err1 := rpcconv.NewClientCallDuration(m)
 	server, err2 := rpcconv.NewServerCallDuration(m)

@@ -2,7 +2,7 @@ package wrapper
 
 import (
 	"net"
-	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // rpcSystem is the custom rpc.system.name for go-micro's RPC protocol.
@@ -28,7 +29,7 @@ var (
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
 	name    string                // span name and rpc.method: "user.User/CreateUser"
-	kvs     []attribute.KeyValue  // rpc.system.name and rpc.method
+	kvs     []attribute.KeyValue  // the user's own span attributes, rpc.system.name and rpc.method
 	attrs   trace.SpanStartOption // the same, as a start option
 	metrics measured              // the same, for the duration metrics
 	// original is the endpoint the caller named, for a method the wrapper does not recognise.
@@ -41,28 +42,34 @@ type method struct {
 }
 
 // A method is recognised by its request: a protobuf message names the package the method
-// belongs to. Keys are the endpoint and the request's type, both fixed by the code that
-// registered or calls the method; a request that is not a protobuf message (a raw frame, or a
+// belongs to. Keys are the endpoint and the full name of the request's message type, both fixed
+// by the code that registered or calls the method (the name, not the Go type: every dynamicpb
+// message has the same Go type); a request that is not a protobuf message (a raw frame, or a
 // request refused before it was decoded) is described as _OTHER and never cached, so callers
 // cannot grow the cache with endpoints of their own making.
 type methodKey struct {
 	endpoint string
-	body     reflect.Type
+	message  protoreflect.FullName
 }
 
 // methods caches method descriptions so the hot path neither formats strings nor allocates
-// attribute slices.
+// attribute slices. Its zero value describes methods without extra attributes.
 type methods struct {
-	mu sync.RWMutex
-	m  map[methodKey]*method
+	mu    sync.RWMutex
+	m     map[methodKey]*method
+	extra extra  // set before the first lookup, by setExtra
+	other method // otherMethod with the extras; unset without them
 }
 
 // otherMethod describes every method the wrapper does not recognise, as the conventions ask:
 // rpc.method is _OTHER and the span is named after the RPC system.
-var otherMethod = func() method {
-	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod("_OTHER")}
-	return method{name: rpcSystem.Value.AsString(), kvs: kvs, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
-}()
+var otherMethod = extra{}.method(rpcSystem.Value.AsString(), "_OTHER")
+
+// setExtra makes every method described carry e's attributes.
+func (ms *methods) setExtra(e extra) {
+	ms.extra = e
+	ms.other = e.method(otherMethod.name, "_OTHER")
+}
 
 // maxOriginal bounds the rpc.method_original a caller can put on a span.
 const maxOriginal = 128
@@ -70,7 +77,10 @@ const maxOriginal = 128
 func (ms *methods) lookup(endpoint string, body any) *method {
 	pm, ok := body.(proto.Message)
 	if !ok || pm == nil {
-		m := otherMethod
+		m := ms.other
+		if m.name == "" {
+			m = otherMethod
+		}
 		if len(endpoint) > maxOriginal {
 			endpoint = endpoint[:maxOriginal]
 		}
@@ -78,17 +88,18 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 		m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
 		return &m
 	}
-	key := methodKey{endpoint, reflect.TypeOf(body)}
+	desc := pm.ProtoReflect().Descriptor()
+	key := methodKey{endpoint, desc.FullName()}
 	ms.mu.RLock()
 	m, ok := ms.m[key]
 	ms.mu.RUnlock()
 	if ok {
 		return m
 	}
-	name := rpcMethod(endpoint, pm)
-	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}
-	m = &method{name: name, kvs: kvs, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...), original: noOption, recognised: true}
-	m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
+	name := rpcMethod(endpoint, desc)
+	described := ms.extra.method(name, name)
+	described.recognised = true
+	m = &described
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -96,6 +107,27 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 	ms.m[key] = m
 	ms.mu.Unlock()
 	return m
+}
+
+// extra are the attributes the user adds to every span (WithSpanAttributes) and every
+// measurement (WithMetricAttributes).
+type extra struct{ span, metric []attribute.KeyValue }
+
+func (c *config) extra() extra { return extra{c.spanAttrs, c.metricAttrs} }
+
+// describe returns kvs with the extra attributes: for spans, as attributes and as a start
+// option, and as a measurement's attributes. The extras come first: on a shared key, the last
+// value is the one kept.
+func (e extra) describe(kvs []attribute.KeyValue) ([]attribute.KeyValue, trace.SpanStartOption, measured) {
+	span := slices.Concat(e.span, kvs)
+	return span, trace.WithAttributes(span...), newMeasured(slices.Concat(e.metric, kvs)...)
+}
+
+// method describes a method whose spans are called spanName, with rpc.method rpcMethod.
+func (e extra) method(spanName, rpcMethod string) method {
+	kvs, attrs, metrics := e.describe([]attribute.KeyValue{rpcSystem, semconv.RPCMethod(rpcMethod)})
+	return method{name: spanName, kvs: kvs, attrs: attrs, metrics: metrics, original: noOption,
+		serverStart: []trace.SpanStartOption{kindServer, attrs, noOption}}
 }
 
 // noOption is a start option that changes nothing, so that a recognised method's spans start
@@ -131,13 +163,13 @@ func (c *cache[K, V]) get(key K, build func(K) V) V {
 }
 
 // rpcMethod turns a go-micro endpoint ("User.CreateUser") into the fully qualified method of
-// the conventions ("user.User/CreateUser"), taking the package from the proto request type.
-func rpcMethod(endpoint string, body proto.Message) string {
+// the conventions ("user.User/CreateUser"), taking the package from the request's message type.
+func rpcMethod(endpoint string, request protoreflect.MessageDescriptor) string {
 	svc, fn, ok := strings.Cut(endpoint, ".")
 	if !ok {
 		return endpoint
 	}
-	if pkg := body.ProtoReflect().Descriptor().ParentFile().Package(); pkg != "" {
+	if pkg := request.ParentFile().Package(); pkg != "" {
 		return string(pkg) + "." + svc + "/" + fn
 	}
 	return svc + "/" + fn
@@ -213,8 +245,9 @@ type topic struct {
 	metrics measured
 }
 
-func newTopic(kvs []attribute.KeyValue) topic {
-	return topic{attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
+func (e extra) topic(kvs []attribute.KeyValue) topic {
+	_, attrs, metrics := e.describe(kvs)
+	return topic{attrs: attrs, metrics: metrics}
 }
 
 // messagingAttrs are the attributes every span of one operation on one topic shares.
