@@ -1,7 +1,7 @@
 // Command loadgen drives user.service through go-micro and reports throughput, latency
 // percentiles, errors, and the server processes' CPU and peak memory.
 //
-//	loadgen -method GetUser -c 16 -d 15s -pids 123,456 [-label none -round 1] [-json]
+//	loadgen -method GetUser -c 16 [-rate 800] -d 15s -pids 123,456 [-label none -round 1] [-json]
 //	loadgen report results.jsonl     print the Markdown table of a file of -json results
 //
 // It finds the services through the registry of MICRO_REGISTRY/MICRO_REGISTRY_ADDRESS and does
@@ -39,6 +39,7 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the result as one JSON line")
 	flag.StringVar(&cfg.Method, "method", loadgen.GetUser, "GetUser or CreateUser")
 	flag.IntVar(&cfg.Concurrency, "c", 16, "concurrent callers")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "requests per second, all callers together; 0: each calls again once answered")
 	flag.DurationVar(&cfg.Duration, "d", 15*time.Second, "measured time")
 	flag.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "unmeasured time before it")
 	flag.IntVar(&cfg.Users, "users", 200, "users created up front for GetUser")

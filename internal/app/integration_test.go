@@ -53,7 +53,8 @@ type stack struct {
 	stop     func()
 }
 
-// startStack starts both services; configure, when given, adjusts each one's dependencies.
+// startStack starts both services; configure, when given, adjusts each one's dependencies. A
+// service whose Telemetry configure leaves nil records its spans and metrics in memory.
 func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
@@ -65,15 +66,17 @@ func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stac
 	var done []chan error
 	for _, spec := range []app.Spec{app.User(), app.Order()} {
 		d := app.Deps{
-			Registry:  s.registry,
-			Broker:    jsbroker.New(ns.ClientURL(), jsbroker.WithName(spec.Name)),
-			Telemetry: s.telemetry(t, spec.Name),
-			Logger:    logger,
-			DataDir:   s.dataDir,
-			Address:   "127.0.0.1:0",
+			Registry: s.registry,
+			Broker:   jsbroker.New(ns.ClientURL(), jsbroker.WithName(spec.Name)),
+			Logger:   logger,
+			DataDir:  s.dataDir,
+			Address:  "127.0.0.1:0",
 		}
 		if configure != nil {
 			configure(spec.Name, &d)
+		}
+		if d.Telemetry == nil {
+			d.Telemetry = s.telemetry(t, spec.Name)
 		}
 		svc, err := app.New(ctx, spec, d)
 		if err != nil {

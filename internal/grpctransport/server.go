@@ -29,6 +29,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,7 @@ func NewServer(opts ...server.Option) *Server {
 		grpcserver.Options(
 			grpc.MaxHeaderListSize(MaxHeaderBytes),
 			grpc.ConnectionTimeout(handshakeTimeout),
+			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 			grpc.StreamInterceptor(s.intercept),
 		),
 		server.WrapHandler(s.enter),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"go-micro.dev/v4/client"
+	"golang.org/x/time/rate"
 
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -28,10 +29,13 @@ const (
 type Config struct {
 	Method      string
 	Concurrency int
-	Warmup      time.Duration // run, unmeasured, before the window
-	Duration    time.Duration // the measured window
-	Users       int           // users created up front for GetUser to read
-	PIDs        []int         // server processes whose CPU and memory are measured
+	// Rate paces the callers to this many requests per second in all, so that every mode is
+	// measured under the same load; 0: each caller calls again as soon as it has its answer.
+	Rate     float64
+	Warmup   time.Duration // run, unmeasured, before the window
+	Duration time.Duration // the measured window
+	Users    int           // users created up front for GetUser to read
+	PIDs     []int         // server processes whose CPU and memory are measured
 	// AttemptTimeout bounds one attempt (go-micro's ConnectionTimeout, 5 s by default). go-micro
 	// now and then gets no answer to an attempt on a pooled connection and retries only after
 	// this timeout; a short one keeps such a loss from idling a caller for seconds.
@@ -46,6 +50,7 @@ type Result struct {
 	Round         int       `json:"round"`
 	Method        string    `json:"method"`
 	Concurrency   int       `json:"concurrency"`
+	Rate          float64   `json:"rate,omitempty"` // the requests per second asked for; 0: as many as answered
 	Seconds       float64   `json:"seconds"`
 	Requests      int64     `json:"requests"`
 	Errors        int64     `json:"errors"`
@@ -66,7 +71,7 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := drive(ctx, call, cfg.Concurrency, cfg.Warmup, false); err != nil {
+	if _, err := drive(ctx, call, cfg.Concurrency, cfg.Rate, cfg.Warmup, false); err != nil {
 		return Result{}, err
 	}
 	before, err := cpuSeconds(cfg.PIDs)
@@ -74,7 +79,7 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 		return Result{}, err
 	}
 	start := time.Now()
-	m, err := drive(ctx, call, cfg.Concurrency, cfg.Duration, true)
+	m, err := drive(ctx, call, cfg.Concurrency, cfg.Rate, cfg.Duration, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -89,7 +94,7 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 	}
 	ms := func(q float64) float64 { return float64(m.hist.ValueAtQuantile(q)) / 1000 }
 	r := Result{
-		Label: cfg.Label, Round: cfg.Round, Method: cfg.Method, Concurrency: cfg.Concurrency,
+		Label: cfg.Label, Round: cfg.Round, Method: cfg.Method, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 		Seconds: elapsed, Requests: m.hist.TotalCount(), Errors: m.errors, FirstError: m.firstError,
 		RPS: float64(m.hist.TotalCount()) / elapsed,
 		P50: ms(50), P90: ms(90), P99: ms(99), Max: float64(m.hist.Max()) / 1000,
@@ -143,11 +148,16 @@ type measurement struct {
 
 func newHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) } // 1µs..60s
 
-// drive runs concurrency closed-loop workers for d; each keeps its own histogram, merged at
-// the end, so that recording costs no lock.
-func drive(ctx context.Context, call func(context.Context) error, concurrency int, d time.Duration, record bool) (measurement, error) {
+// drive runs concurrency workers for d, each calling again once it has its answer, all of them
+// together at most perSecond times a second when that is above zero; each keeps its own
+// histogram, merged at the end, so that recording costs no lock.
+func drive(ctx context.Context, call func(context.Context) error, concurrency int, perSecond float64, d time.Duration, record bool) (measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	pace := rate.NewLimiter(rate.Inf, 0)
+	if perSecond > 0 {
+		pace = rate.NewLimiter(rate.Limit(perSecond), 1)
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -161,6 +171,9 @@ func drive(ctx context.Context, call func(context.Context) error, concurrency in
 			h := newHistogram()
 			first := ""
 			for ctx.Err() == nil {
+				if pace.Wait(ctx) != nil {
+					break // the window closes before this caller's turn
+				}
 				t0 := time.Now()
 				err := call(context.WithoutCancel(ctx))
 				if err != nil {

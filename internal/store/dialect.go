@@ -69,7 +69,7 @@ func (d *dialect) ddl(schema Schema) string {
 
 // spanName follows the conventions: the query summary, else the system name.
 func (d *dialect) spanName(_ context.Context, method otelsql.Method, query string) string {
-	if s := summaryOf(method, query).String(); s != "" {
+	if s := described(method, query).summary; s != "" {
 		return s
 	}
 	return d.name

@@ -3,6 +3,7 @@ package wrapper
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -74,8 +75,27 @@ type tracedClient struct {
 	// counting is false when no span can be recorded: a candidate count would go unused.
 	counting bool
 	methods  methods
-	nodes    cache[trace.SpanStartOption] // server.address and server.port by node address
-	topics   cache[topic]
+	targets  cache[target, []trace.SpanStartOption]
+	topics   cache[string, topic]
+}
+
+// target is what an attempt's span starts with: the method, the node tried, and among how
+// many the selector chose it (0 when not counted).
+type target struct {
+	method      *method
+	address, id string
+	candidates  int32
+}
+
+// startOptions start the span of an attempt at t: its kind and attributes, built once, so that
+// starting it allocates no options.
+func (t target) startOptions() []trace.SpanStartOption {
+	kvs := append(slices.Clip(t.method.kvs), hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, t.address)...)
+	kvs = append(kvs, nodeID.String(t.id))
+	if t.candidates > 0 {
+		kvs = append(kvs, candidates.Int(int(t.candidates)))
+	}
+	return []trace.SpanStartOption{kindClient, trace.WithAttributes(kvs...), t.method.original}
 }
 
 // callState records whether a call's spans come from its attempts or, when no attempt reached
@@ -95,6 +115,20 @@ const (
 
 type callStateKey struct{}
 
+// callContext carries a call's state down to its attempts: a context and its state in one
+// allocation, where context.WithValue would take two.
+type callContext struct {
+	context.Context
+	state callState
+}
+
+func (c *callContext) Value(key any) any {
+	if key == (callStateKey{}) {
+		return &c.state
+	}
+	return c.Context.Value(key)
+}
+
 // skipped is the state of every call the client filter leaves out: closed from the start, so
 // that its attempts pass through untraced. Shared: nothing writes to a closed state.
 var skipped = func() *callState {
@@ -108,14 +142,15 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 		return t.Client.Call(context.WithValue(t.cfg.outgoingRPC(ctx), callStateKey{}, skipped), req, rsp, opts...)
 	}
 	start := time.Now()
-	state := &callState{}
+	cctx := &callContext{Context: ctx}
+	state := &cctx.state
 	// Inside an unsampled trace the parent-based samplers this project uses record no attempt
 	// span, so the count would go unused there too: the unsampled path stays free of its
 	// allocations.
 	if sc := trace.SpanContextFromContext(ctx); t.counting && (!sc.IsValid() || sc.IsSampled()) {
 		opts = append(opts[:len(opts):len(opts)], state.countCandidates)
 	}
-	err := t.Client.Call(context.WithValue(ctx, callStateKey{}, state), req, rsp, opts...)
+	err := t.Client.Call(cctx, req, rsp, opts...)
 	if err != nil && state.v.CompareAndSwap(callPending, callClosed) {
 		// No node was tried (service not found, deadline already passed): without this span
 		// the failure would be invisible in the trace.
@@ -161,14 +196,14 @@ func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
 		}
 		start := time.Now()
 		m := t.methods.lookup(req.Endpoint(), req.Body())
-		ctx, span := t.cfg.tracer.Start(ctx, m.name, kindClient, m.attrs, m.original, t.nodes.get(node.Address, serverAddress))
-		if span.IsRecording() {
-			if n := state.candidateCount(); n > 0 {
-				span.SetAttributes(nodeID.String(node.Id), candidates.Int(n))
-			} else {
-				span.SetAttributes(nodeID.String(node.Id))
-			}
+		at := target{method: m, address: node.Address, id: node.Id, candidates: int32(state.candidateCount())}
+		var startOpts []trace.SpanStartOption
+		if m.recognised {
+			startOpts = t.targets.get(at, target.startOptions)
+		} else {
+			startOpts = at.startOptions() // one of a kind: not worth a place in the cache
 		}
+		ctx, span := t.cfg.tracer.Start(ctx, m.name, startOpts...)
 		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
 		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
 		return err
@@ -195,7 +230,7 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 	err := t.Client.Publish(t.cfg.outgoingEvent(ctx, id), msg, opts...)
 	errAttrs := endMessaging(span, err)
 	if t.cfg.metrics.sentMessages.Enabled(ctx) {
-		t.cfg.metrics.sentMessages.Add(ctx, 1, withOutcome(tp.metrics, errAttrs))
+		t.cfg.metrics.sentMessages.Add(ctx, 1, withOutcome(tp.metrics, errAttrs).add...)
 	}
 	return err
 }
@@ -214,8 +249,4 @@ func (s *callState) candidateCount() int {
 		return 0
 	}
 	return int(s.candidates.Load())
-}
-
-func serverAddress(hostport string) trace.SpanStartOption {
-	return trace.WithAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, hostport)...)
 }

@@ -29,10 +29,16 @@ var (
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
 	name    string                // span name and rpc.method: "user.User/CreateUser"
-	attrs   trace.SpanStartOption // rpc.system.name and rpc.method, after the user's own
+	kvs     []attribute.KeyValue  // the user's own span attributes, rpc.system.name and rpc.method
+	attrs   trace.SpanStartOption // the same, as a start option
 	metrics measured              // the same, for the duration metrics
 	// original is the endpoint the caller named, for a method the wrapper does not recognise.
 	original trace.SpanStartOption
+	// serverStart starts a SERVER span of the method: built once, so that starting one
+	// allocates no options.
+	serverStart []trace.SpanStartOption
+	// recognised methods are cached, and so may be what is derived from them.
+	recognised bool
 }
 
 // A method is recognised by its request: a protobuf message names the package the method
@@ -79,6 +85,7 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 			endpoint = endpoint[:maxOriginal]
 		}
 		m.original = trace.WithAttributes(semconv.RPCMethodOriginal(strings.ToValidUTF8(endpoint, "?")))
+		m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
 		return &m
 	}
 	desc := pm.ProtoReflect().Descriptor()
@@ -91,6 +98,7 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 	}
 	name := rpcMethod(endpoint, desc)
 	described := ms.extra.method(name, name)
+	described.recognised = true
 	m = &described
 	ms.mu.Lock()
 	if ms.m == nil {
@@ -107,33 +115,37 @@ type extra struct{ span, metric []attribute.KeyValue }
 
 func (c *config) extra() extra { return extra{c.spanAttrs, c.metricAttrs} }
 
-// describe returns kvs with the extra attributes as a span start option and as a measurement's
-// attributes. The extras come first: on a shared key, the last value is the one kept.
-func (e extra) describe(kvs []attribute.KeyValue) (trace.SpanStartOption, measured) {
-	return trace.WithAttributes(slices.Concat(e.span, kvs)...), newMeasured(slices.Concat(e.metric, kvs)...)
+// describe returns kvs with the extra attributes: for spans, as attributes and as a start
+// option, and as a measurement's attributes. The extras come first: on a shared key, the last
+// value is the one kept.
+func (e extra) describe(kvs []attribute.KeyValue) ([]attribute.KeyValue, trace.SpanStartOption, measured) {
+	span := slices.Concat(e.span, kvs)
+	return span, trace.WithAttributes(span...), newMeasured(slices.Concat(e.metric, kvs)...)
 }
 
 // method describes a method whose spans are called spanName, with rpc.method rpcMethod.
 func (e extra) method(spanName, rpcMethod string) method {
-	attrs, metrics := e.describe([]attribute.KeyValue{rpcSystem, semconv.RPCMethod(rpcMethod)})
-	return method{name: spanName, attrs: attrs, metrics: metrics, original: noOption}
+	kvs, attrs, metrics := e.describe([]attribute.KeyValue{rpcSystem, semconv.RPCMethod(rpcMethod)})
+	return method{name: spanName, kvs: kvs, attrs: attrs, metrics: metrics, original: noOption,
+		serverStart: []trace.SpanStartOption{kindServer, attrs, noOption}}
 }
 
 // noOption is a start option that changes nothing, so that a recognised method's spans start
 // with the same options as others.
 var noOption = trace.WithAttributes()
 
-// cache keeps what is derived from a string (a node address, a topic), so that the hot path
-// neither parses nor allocates. Keys come from the registry and the code, but a long-running
-// client sees nodes come and go, so the cache starts over past a bound.
-type cache[V any] struct {
+// cache keeps what is derived from a key (a node, a topic, a connection's addresses), so
+// that the hot path neither parses nor allocates. Keys come from the registry, the code and
+// the connections, but a long-running process sees nodes and connections come and go, so the
+// cache starts over past a bound.
+type cache[K comparable, V any] struct {
 	mu sync.RWMutex
-	m  map[string]V
+	m  map[K]V
 }
 
 const cacheSize = 1024
 
-func (c *cache[V]) get(key string, build func(string) V) V {
+func (c *cache[K, V]) get(key K, build func(K) V) V {
 	c.mu.RLock()
 	o, ok := c.m[key]
 	c.mu.RUnlock()
@@ -143,7 +155,7 @@ func (c *cache[V]) get(key string, build func(string) V) V {
 	o = build(key)
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= cacheSize {
-		c.m = make(map[string]V)
+		c.m = make(map[K]V)
 	}
 	c.m[key] = o
 	c.mu.Unlock()
@@ -234,7 +246,7 @@ type topic struct {
 }
 
 func (e extra) topic(kvs []attribute.KeyValue) topic {
-	attrs, metrics := e.describe(kvs)
+	_, attrs, metrics := e.describe(kvs)
 	return topic{attrs: attrs, metrics: metrics}
 }
 

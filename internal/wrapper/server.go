@@ -7,6 +7,7 @@ import (
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport/headers"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -19,6 +20,7 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 	// go-micro applies handler wrappers per request: state shared across requests lives here.
 	ms := &methods{}
 	ms.setExtra(cfg.extra())
+	conns := &cache[[2]string, []attribute.KeyValue]{}
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			// The request's own header map holds the trace context: no copy of the metadata.
@@ -33,12 +35,11 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 			if cfg.public != nil && cfg.public(ctx, req) {
 				ctx, span = cfg.tracer.Start(ctx, m.name, kindServer, m.attrs, m.original, trace.WithNewRoot(), linkToCaller(ctx))
 			} else {
-				ctx, span = cfg.tracer.Start(ctx, m.name, kindServer, m.attrs, m.original)
+				ctx, span = cfg.tracer.Start(ctx, m.name, m.serverStart...)
 			}
 			if span.IsRecording() {
 				local, remote := addresses(ctx, header)
-				span.SetAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, local)...)
-				span.SetAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, remote)...)
+				span.SetAttributes(conns.get([2]string{local, remote}, connAttrs)...)
 			}
 			defer endOnPanic(span)
 			err := next(ctx, req, rsp)
@@ -46,6 +47,12 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 			return err
 		}
 	}
+}
+
+// connAttrs are the attributes of a connection's two ends: local and remote address.
+func connAttrs(ends [2]string) []attribute.KeyValue {
+	return append(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, ends[0]),
+		hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, ends[1])...)
 }
 
 // linkToCaller links a span to the caller's span in ctx, if there is one.
@@ -78,7 +85,7 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 	if cfg.messagingSystem == "" {
 		cfg.messagingSystem = defaultMessagingSystem
 	}
-	topics := &cache[topic]{}
+	topics := &cache[string, topic]{}
 	return func(next server.SubscriberFunc) server.SubscriberFunc {
 		return func(ctx context.Context, msg server.Message) error {
 			header := msg.Header()
