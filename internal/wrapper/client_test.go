@@ -209,18 +209,32 @@ func TestCallThatReachesNoNodeIsStillTraced(t *testing.T) {
 	checkAbsent(t, s, semconv.ServerAddressKey)
 }
 
-func TestPublishSpanAndEventHeaders(t *testing.T) {
+// connectedBroker is an in-memory broker, connected.
+func connectedBroker(t *testing.T) broker.Broker {
+	t.Helper()
 	b := broker.NewMemoryBroker()
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// headersOf subscribes to topic on b and hands over the headers of each message published.
+func headersOf(t *testing.T, b broker.Broker, topic string) <-chan map[string]string {
+	t.Helper()
 	got := make(chan map[string]string, 1)
-	if _, err := b.Subscribe("user.created", func(e broker.Event) error {
+	if _, err := b.Subscribe(topic, func(e broker.Event) error {
 		got <- e.Message().Header
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+func TestPublishSpanAndEventHeaders(t *testing.T) {
+	b := connectedBroker(t)
+	got := headersOf(t, b, "user.created")
 	opts, rec, _ := recorded()
 	c := newTracedClient(opts, registry.NewMemoryRegistry(), b)
 	// A handler's context: the inbound request's metadata is still in it. The publisher names

@@ -88,10 +88,7 @@ func TestServerDurationByOutcome(t *testing.T) {
 func TestClientAndMessagingMetrics(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	startUserServer(t, reg, &stubUsers{})
-	b := broker.NewMemoryBroker()
-	if err := b.Connect(); err != nil {
-		t.Fatal(err)
-	}
+	b := connectedBroker(t)
 	opts, reader := metered()
 	c := newTracedClient(opts, reg, b)
 	if err := getUser(context.Background(), c, 1); err != nil {

@@ -148,17 +148,8 @@ func TestServerFilterLeavesRequestsUntraced(t *testing.T) {
 // Messages on a filtered topic are neither traced nor measured, published or processed; trace
 // context still goes out with them, and the publish still carries nothing but it.
 func TestMessageFilterLeavesTopicsUntraced(t *testing.T) {
-	b := broker.NewMemoryBroker()
-	if err := b.Connect(); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan map[string]string, 1)
-	if _, err := b.Subscribe("heartbeat", func(e broker.Event) error {
-		got <- e.Message().Header
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := connectedBroker(t)
+	got := headersOf(t, b, "heartbeat")
 	opts, rec, tp := recorded()
 	opts, reader := withMetrics(opts)
 	opts = append(opts, WithMessageFilter(func(_ context.Context, topic string) bool { return topic != "heartbeat" }))
@@ -213,10 +204,7 @@ func TestMessageFilterLeavesTopicsUntraced(t *testing.T) {
 func TestExtraAttributesOnEverySpanAndMeasurement(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	startUserServer(t, reg, &stubUsers{})
-	b := broker.NewMemoryBroker()
-	if err := b.Connect(); err != nil {
-		t.Fatal(err)
-	}
+	b := connectedBroker(t)
 	opts, rec, _ := recorded()
 	opts, reader := withMetrics(opts)
 	opts = append(opts,
