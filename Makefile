@@ -1,11 +1,12 @@
 # Run `make help` for the targets.
 SHELL := /bin/bash
 BIN   := $(CURDIR)/.cache/bin
-# The code generators and linters, pinned in tools/go.mod and built into .cache/bin.
-TOOLS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck
+# The code generators, linters and benchstat, pinned in tools/go.mod and built into .cache/bin.
+TOOLS := $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck $(BIN)/benchstat
 TOOL_PKGS := google.golang.org/protobuf/cmd/protoc-gen-go \
 	github.com/go-micro/generator/cmd/protoc-gen-micro \
-	honnef.co/go/tools/cmd/staticcheck
+	honnef.co/go/tools/cmd/staticcheck \
+	golang.org/x/perf/cmd/benchstat
 # buf compiles proto/ in place of protoc; pinned in tools/buf/go.mod, a module of its own.
 BUF := $(BIN)/buf
 CMDS := user-service order-service user-client
@@ -24,7 +25,7 @@ COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.
 # The native stack's supervisor (internal/stack).
 NATIVE  := go run ./cmd/stack
 
-.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke compose-smoke script-tests need-postgres need-curl-jq need-docker
+.PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke bench-overhead bench-profile compose-smoke script-tests need-postgres need-curl-jq need-docker
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,7 +34,7 @@ build: ## Build the three commands into bin/.
 	go build -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 $(TOOLS) &: tools/go.mod tools/go.sum
-	@echo "== building protoc-gen-go, protoc-gen-micro and staticcheck into .cache/bin (once; 1-2 min)"
+	@echo "== building protoc-gen-go, protoc-gen-micro, staticcheck and benchstat into .cache/bin (once; 1-2 min)"
 	cd tools && go build -o $(BIN)/ $(TOOL_PKGS)
 
 $(BUF): tools/buf/go.mod tools/buf/go.sum
@@ -88,11 +89,17 @@ e2e: native-tools ## Start the native stack from scratch, run the demo, check th
 chaos: native-tools ## Fault tests on the native stack (~10 min); figures in run/chaos/report.md.
 	go test -tags e2e -count=1 -timeout 40m -v -run TestChaos ./e2e/
 
-bench: native-tools ## What tracing costs, four modes side by side under load (~7 min); table in run/bench/.
+bench: native-tools ## What tracing costs on the native stack: four modes, services pinned apart, 5 rounds (~9 min; BENCH_* settings, see cmd/loadgen/bench.go); table in run/bench/
 	go run ./cmd/loadgen bench
 
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	go run ./cmd/loadgen bench -smoke
+
+bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four modes, 10 interleaved rounds, benchstat (~7 min).
+	scripts/bench-overhead.sh
+
+bench-profile: $(TOOLS) ## One round of bench-overhead with CPU profiles, and each traced mode's difference from none.
+	scripts/bench-overhead.sh --profile
 
 compose-smoke: need-docker need-curl-jq native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
 	deploy/compose-smoke/smoke.sh

@@ -35,6 +35,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/loadgen"
 	"github.com/go-micro-otel/reference/internal/proc"
 	"github.com/go-micro-otel/reference/internal/stack"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -236,8 +237,9 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 	l.Stop()
 	h.fill(r, l)
 	during := l.Stats("during")
-	// Bounded: go-micro picks nodes at random and retries a refused connection up to five times
-	// with backoff, so a call fails only if every attempt picked the dead node.
+	// Bounded: the client (internal/failover) retries a refused connection up to 10 times
+	// (failover.Retries) and leaves the node that refused it out of the next picks, so a call
+	// fails only if none of its attempts reached the live instance.
 	if limit := max(3, during.Sent/100); during.Failed > limit {
 		t.Errorf("%d of %d calls failed after the kill, more than %d; first: %s", during.Failed, during.Sent, limit, during.FirstError)
 	}
@@ -684,18 +686,14 @@ func (h *chaos) awaitEvents(t *testing.T, r *row, before consumer, created []int
 	}
 	// The relay's backoff reaches a minute, so the last events may wait that long after NATS
 	// is back.
-	deadline := time.Now().Add(3 * time.Minute)
 	var now consumer
-	for {
+	wait.For(t, 3*time.Minute, "every account opened and the consumer settled", func() error {
 		now = consumerState(t)
-		if r.Delivered = accounts(); r.Delivered == len(created) && now.Pending == 0 && now.AckPending == 0 {
-			break
+		if r.Delivered = accounts(); r.Delivered != len(created) || now.Pending != 0 || now.AckPending != 0 {
+			return fmt.Errorf("%d of %d accounts opened, consumer %+v", r.Delivered, len(created), now)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 3 minutes: %d of %d accounts opened, consumer %+v", r.Delivered, len(created), now)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 	r.EventsCreated, r.Deliveries = len(created), now.Deliveries-before.Deliveries
 	if r.Deliveries < r.EventsCreated {
 		t.Errorf("%d deliveries for %d events", r.Deliveries, r.EventsCreated)
@@ -818,13 +816,12 @@ func instanceID(t *testing.T, service, addr string) string {
 // out after 30s.
 func waitInstances(t *testing.T, service string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for len(instancesOf(t, service)) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d passing instances after 90s, want %d", service, len(instancesOf(t, service)), n)
+	wait.For(t, 90*time.Second, fmt.Sprintf("%d passing %s instances", n, service), func() error {
+		if got := len(instancesOf(t, service)); got != n {
+			return fmt.Errorf("%d passing", got)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // peakRSS samples the resident memory of each service every 250ms for d and returns each

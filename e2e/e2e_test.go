@@ -35,6 +35,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 	"github.com/go-micro-otel/reference/internal/stack"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -230,17 +231,13 @@ func TestNativeStack(t *testing.T) {
 	j := jaeger.New(jaegerURL)
 
 	t.Run("Jaeger knows both services and the client", func(t *testing.T) {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		wait.For(t, 30*time.Second, "Jaeger to know user.service, order.service and user-client", func() error {
 			got, err := j.Services(ctx)
-			if err == nil && slices.Contains(got, "user.service") && slices.Contains(got, "order.service") && slices.Contains(got, "user-client") {
-				return
+			if err == nil && !(slices.Contains(got, "user.service") && slices.Contains(got, "order.service") && slices.Contains(got, "user-client")) {
+				err = fmt.Errorf("services %v", got)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("services %v (%v)", got, err)
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
+			return err
+		})
 	})
 
 	t.Run("CreateUser trace: client, user.service, database, NATS, order.service", func(t *testing.T) {
@@ -345,8 +342,8 @@ func TestNativeStack(t *testing.T) {
 			{`messaging_client_sent_messages_total{`, []string{"user.service"}},
 			{`messaging_process_duration_seconds_count{`, []string{"order.service"}},
 		}
-		deadline := time.Now().Add(30 * time.Second) // services export every 5 s (stack.env)
-		for {
+		// Services export every 5 s (stack.env).
+		wait.For(t, 30*time.Second, "every metric at the collector's Prometheus endpoint", func() error {
 			body := get(t, stack.CollectorMetrics.URL("/metrics"))
 			var missing []string
 			for _, w := range want {
@@ -356,14 +353,11 @@ func TestNativeStack(t *testing.T) {
 					}
 				}
 			}
-			if len(missing) == 0 {
-				return
+			if len(missing) > 0 {
+				return fmt.Errorf("missing: %v", missing)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("missing from the collector's Prometheus endpoint: %v", missing)
-			}
-			time.Sleep(time.Second)
-		}
+			return nil
+		})
 	})
 
 	t.Run("no personal data in the demo's traces, the metrics or the logs", func(t *testing.T) {

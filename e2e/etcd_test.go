@@ -16,6 +16,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 	"github.com/go-micro-otel/reference/internal/stack"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
 // TestEtcdRegistry runs both services with etcd as their registry (MICRO_REGISTRY=etcd) beside
@@ -40,7 +41,7 @@ func TestEtcdRegistry(t *testing.T) {
 	}
 	reg := etcd.NewRegistry(registry.Addrs(stack.EtcdClient.Addr()))
 	for _, svc := range []string{"user.service", "order.service"} {
-		waitFor(t, svc+" registered in etcd", func() bool {
+		wait.For(t, time.Minute, svc+" registered in etcd", func() bool {
 			s, err := reg.GetService(svc)
 			return err == nil && len(s) == 1 && len(s[0].Nodes) == 1
 		})
@@ -65,7 +66,7 @@ func TestEtcdRegistry(t *testing.T) {
 		}
 	}
 	for _, svc := range []string{"user.service", "order.service"} {
-		waitFor(t, svc+" gone from etcd", func() bool {
+		wait.For(t, time.Minute, svc+" gone from etcd", func() bool {
 			s, err := reg.GetService(svc)
 			return err != nil || len(s) == 0 || len(s[0].Nodes) == 0
 		})
@@ -80,16 +81,4 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()[strings.LastIndexByte(l.Addr().String(), ':')+1:]
-}
-
-// waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within a minute: %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -6,6 +6,7 @@ package tools
 
 import (
 	_ "github.com/go-micro/generator/cmd/protoc-gen-micro"
+	_ "golang.org/x/perf/cmd/benchstat"
 	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
 	_ "honnef.co/go/tools/cmd/staticcheck"
 )

@@ -1,10 +1,11 @@
 // Command loadgen drives user.service through go-micro and reports throughput, latency
 // percentiles, errors, and the server processes' CPU and peak memory.
 //
-//	loadgen -method GetUser -c 16 -d 15s -pids 123,456 [-label none -round 1] [-json]
+//	loadgen -method GetUser -c 16 [-rate 800] -d 15s -pids 123,456 [-label none -round 1] [-json]
 //	loadgen report results.jsonl     print the Markdown table of a file of -json results
-//	loadgen bench [-smoke]           the benchmark of `make bench`: every tracing mode on the
-//	                                 native stack, interleaved over rounds (see bench.go)
+//	loadgen bench [-smoke|-profile]  the benchmark of `make bench`: every tracing mode on the
+//	                                 native stack, interleaved over rounds, the services pinned
+//	                                 apart (see bench.go; -h lists its flags and BENCH_* variables)
 //
 // It finds the services through the registry of MICRO_REGISTRY/MICRO_REGISTRY_ADDRESS and does
 // not trace its own calls, so the services' sampling decides what is traced.
@@ -46,6 +47,7 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the result as one JSON line")
 	flag.StringVar(&cfg.Method, "method", loadgen.GetUser, "GetUser or CreateUser")
 	flag.IntVar(&cfg.Concurrency, "c", 16, "concurrent callers")
+	flag.IntVar(&cfg.Rate, "rate", 0, "requests per second, all callers together; 0: each calls again once answered")
 	flag.DurationVar(&cfg.Duration, "d", 15*time.Second, "measured time")
 	flag.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "unmeasured time before it")
 	flag.IntVar(&cfg.Users, "users", 200, "users created up front for GetUser")

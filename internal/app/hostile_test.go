@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go-micro.dev/v4/client"
 	raw "go-micro.dev/v4/codec/bytes"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
@@ -28,8 +29,11 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
+	"github.com/go-micro-otel/reference/internal/events"
+	"github.com/go-micro-otel/reference/internal/jsbroker"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -89,7 +93,7 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 	seedOrder := placed.GetOrder().GetId()
 	// The seed's user.created event opens an account asynchronously; a count taken before that
 	// would see it as a write made by a hostile request.
-	waitFor(t, "the seed user's order account", 10*time.Second, func() bool { return db.counts(t)["accounts"] == 1 })
+	wait.For(t, 10*time.Second, "the seed user's order account", func() bool { return db.counts(t)["accounts"] == 1 })
 
 	healthy := map[string]func() error{
 		userSvc: func() error {
@@ -483,4 +487,35 @@ func (s stores) counts(t *testing.T) map[string]int {
 		}
 	}
 	return out
+}
+
+// An event order.service refuses (a 400: it has no event_id) can never succeed: it is settled
+// after one delivery, not redelivered for ever. go-micro's gRPC server hands the broker the
+// subscriber's error only as text inside its own, which the broker must still read as a 400.
+func TestAnEventTheSubscriberRefusesIsNotRedelivered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	s := startStack(t, nil)
+	b := jsbroker.New(s.nats.ClientURL(), jsbroker.WithName(t.Name()))
+	if err := b.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Disconnect() })
+	c := client.NewClient(client.Broker(b))
+	bad := c.NewMessage(events.UserCreated, &userpb.UserCreated{UserId: 1}, client.WithMessageContentType("application/protobuf"))
+	if err := c.Publish(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the refused event settled", func() error {
+		info := s.nats.ConsumerInfo(t, "user_created", "order_service")
+		if info.Delivered.Consumer == 0 || info.NumAckPending != 0 || info.NumPending != 0 {
+			return fmt.Errorf("delivered %d times, %d awaiting acknowledgement, %d not delivered",
+				info.Delivered.Consumer, info.NumAckPending, info.NumPending)
+		}
+		return nil
+	})
+	if info := s.nats.ConsumerInfo(t, "user_created", "order_service"); info.Delivered.Consumer != 1 || info.NumRedelivered != 0 {
+		t.Errorf("the refused event was delivered %d times (%d redelivered), want once", info.Delivered.Consumer, info.NumRedelivered)
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -44,6 +45,7 @@ const (
 // stack is both services, in process, on a real NATS server and one memory registry, each with
 // its own tracer provider feeding one recorder.
 type stack struct {
+	nats     *testenv.NATS
 	recorder *tracetest.SpanRecorder
 	metrics  map[string]*sdkmetric.ManualReader // by service
 	registry registry.Registry
@@ -51,11 +53,12 @@ type stack struct {
 	stop     func()
 }
 
-// startStack starts both services; configure, when given, adjusts each one's dependencies.
+// startStack starts both services; configure, when given, adjusts each one's dependencies. A
+// service whose Telemetry configure leaves nil records its spans and metrics in memory.
 func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stack {
 	t.Helper()
 	ns := testenv.StartNATS(t)
-	s := &stack{recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
+	s := &stack{nats: ns, recorder: tracetest.NewSpanRecorder(), metrics: map[string]*sdkmetric.ManualReader{},
 		registry: registry.NewMemoryRegistry(), dataDir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -63,15 +66,17 @@ func startStack(t testing.TB, configure func(service string, d *app.Deps)) *stac
 	var done []chan error
 	for _, spec := range []app.Spec{app.User(), app.Order()} {
 		d := app.Deps{
-			Registry:  s.registry,
-			Broker:    jsbroker.New(ns.ClientURL(), jsbroker.WithName(spec.Name)),
-			Telemetry: s.telemetry(t, spec.Name),
-			Logger:    logger,
-			DataDir:   s.dataDir,
-			Address:   "127.0.0.1:0",
+			Registry: s.registry,
+			Broker:   jsbroker.New(ns.ClientURL(), jsbroker.WithName(spec.Name)),
+			Logger:   logger,
+			DataDir:  s.dataDir,
+			Address:  "127.0.0.1:0",
 		}
 		if configure != nil {
 			configure(spec.Name, &d)
+		}
+		if d.Telemetry == nil {
+			d.Telemetry = s.telemetry(t, spec.Name)
 		}
 		svc, err := app.New(ctx, spec, d)
 		if err != nil {
@@ -122,18 +127,6 @@ func (s *stack) telemetry(t testing.TB, service string) *telemetry.Telemetry {
 
 func (s *stack) spans() testenv.Spans { return testenv.Spans(s.recorder.Ended()) }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS and both services")
@@ -154,7 +147,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 	}
 
 	// The event reaches order.service asynchronously: wait for both consumer spans.
-	waitFor(t, "both user.created events to be processed", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "both user.created events to be processed", func() bool {
 		return len(s.spans().Where(orderSvc, "process user.created", trace.SpanKindConsumer)) == 2
 	})
 	s.stop() // flushes nothing more: every span has ended once the services stopped
@@ -398,7 +391,7 @@ func TestBearerTokenGuardsEveryHopAndIsNeverTraced(t *testing.T) {
 	if merrors.FromError(err).Code != 401 {
 		t.Fatalf("a call without the token: %v, want 401", err)
 	}
-	waitFor(t, "both user.created events to be processed", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "both user.created events to be processed", func() bool {
 		return len(s.spans().Where(orderSvc, "process user.created", trace.SpanKindConsumer)) == 2
 	})
 	s.stop()

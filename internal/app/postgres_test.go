@@ -18,6 +18,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
@@ -41,7 +42,7 @@ func TestServicesRunOnPostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	waitFor(t, "order.service to open the user's account", 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "order.service to open the user's account", func() bool {
 		var n int
 		return db.QueryRow(`SELECT COUNT(*) FROM accounts WHERE user_id = $1`, userID).Scan(&n) == nil && n == 1
 	})

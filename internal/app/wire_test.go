@@ -23,6 +23,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/fault"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
@@ -224,7 +225,7 @@ func TestTheCallersDeadlineIsNotTheServersFailure(t *testing.T) {
 		servers := func() testenv.Spans {
 			return testenv.Spans(s.recorder.Ended()[ended:]).Where(userSvc, "user.User/CreateUser", trace.SpanKindServer)
 		}
-		waitFor(t, "the SERVER span", 10*time.Second, func() bool { return len(servers()) > 0 })
+		wait.For(t, 10*time.Second, "the SERVER span", func() bool { return len(servers()) > 0 })
 		srv := one(t, servers(), "SERVER span")
 		if v, _ := testenv.Attr(srv, semconv.RPCResponseStatusCodeKey); v.AsString() != "408" || srv.Status().Code == codes.Error {
 			t.Errorf("SERVER span: status code %q, status %v; want 408, not an error", v.AsString(), srv.Status())

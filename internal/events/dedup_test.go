@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/jsbroker"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	"github.com/go-micro-otel/reference/internal/wrapper"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -96,14 +98,19 @@ func TestARepublishedEventIsDeliveredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
-	for deadline := time.After(15 * time.Second); got[string(next.Payload)] == 0; {
-		select {
-		case body := <-r.deliveries:
-			got[body]++
-		case <-deadline:
-			t.Fatalf("the next event was not delivered within 15s (deliveries: %v)", got)
+	wait.For(t, 15*time.Second, "the next event delivered", func() error {
+		for {
+			select {
+			case body := <-r.deliveries:
+				got[body]++
+			default:
+				if got[string(next.Payload)] == 0 {
+					return fmt.Errorf("deliveries so far: %v", got)
+				}
+				return nil
+			}
 		}
-	}
+	})
 	if n := got[string(ev.Payload)]; n != 1 {
 		t.Errorf("the event published twice was delivered %d times, want once", n)
 	}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"go-micro.dev/v4/client"
@@ -20,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/go-micro-otel/reference/internal/retry"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/wrapper"
 )
@@ -79,7 +79,7 @@ func (r *Relay) NewEvent(ctx context.Context, id, topic string, msg proto.Messag
 		return store.Event{}, fmt.Errorf("events: encode %s: %w", topic, err)
 	}
 	tc := map[string]string{}
-	r.propagator.Inject(ctx, propagation.MapCarrier(tc))
+	wrapper.Inject(ctx, r.propagator, tc)
 	return store.Event{
 		ID:           id,
 		Topic:        topic,
@@ -129,7 +129,7 @@ func (r *Relay) pass(ctx context.Context) {
 			return
 		}
 		// Publish in the trace of the request that wrote the event.
-		evCtx := r.propagator.Extract(ctx, propagation.MapCarrier(ev.TraceContext))
+		evCtx := wrapper.Extract(ctx, r.propagator, ev.TraceContext)
 		_ = r.attempt(evCtx, ev)
 	}
 }
@@ -163,7 +163,5 @@ func (r *Relay) attempt(ctx context.Context, ev store.Event) error {
 // backoff doubles from one second up to MaxBackoff, with jitter so that many failed events do
 // not retry in lockstep.
 func (r *Relay) backoff(attempt int) time.Duration {
-	d := time.Second << min(attempt-1, 16)
-	d = min(d, r.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return retry.Jittered(time.Second, r.MaxBackoff, attempt)
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -17,7 +21,10 @@ import (
 
 func TestRelayRetriesUntilPublishedInTheRequestsTrace(t *testing.T) {
 	for _, b := range testenv.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) { testRelayRetries(t, b.OpenNew(t, store.UserSchema)) })
+		t.Run(b.Name, func(t *testing.T) {
+			// The relay runs on the bubble's clock: its backoff passes without being waited out.
+			synctest.Test(t, func(t *testing.T) { testRelayRetries(t, b.OpenNew(t, store.UserSchema)) })
+		})
 	}
 }
 
@@ -50,14 +57,17 @@ func testRelayRetries(t *testing.T, db *store.DB) {
 		t.Fatalf("pending %d, sent %d after a failed attempt", pending, len(pub.Sent()))
 	}
 
+	// A first failure waits between half a second and a second.
 	pub.SetFailing(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(pub.Sent()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the relay did not publish the event within 5s")
-		}
-		r.pass(ctx)
-		time.Sleep(50 * time.Millisecond)
+	time.Sleep(time.Second/2 - time.Microsecond)
+	r.pass(ctx)
+	if n := len(pub.Sent()); n != 0 {
+		t.Fatalf("published %d times before half a second passed", n)
+	}
+	time.Sleep(time.Second / 2)
+	r.pass(ctx)
+	if n := len(pub.Sent()); n != 1 {
+		t.Fatalf("published %d times once a second passed, want once", n)
 	}
 	if pending, _ := outbox.Pending(ctx); pending != 0 {
 		t.Errorf("pending %d after publishing", pending)
@@ -80,4 +90,47 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Run looks for due events every Interval: an event whose publish failed goes out on the first
+// look after its backoff, with nobody calling the relay.
+func TestRunPublishesAFailedEventOnceItsBackoffPassed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db, err := store.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "user.db"), tracenoop.NewTracerProvider(),
+			metricnoop.NewMeterProvider(), store.UserSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		pub := &testenv.Publisher{}
+		pub.SetFailing(true)
+		r := NewRelay(store.NewOutbox(db), pub, propagation.TraceContext{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r.Grace = 0
+		_, ev, _, err := store.NewUsers(db).Create(t.Context(), store.User{Name: "Ada", Email: "ada@example.com"}, "",
+			func(u store.User) (store.Event, error) {
+				return r.NewEvent(t.Context(), "e-1", UserCreated, &userpb.UserCreated{EventId: "e-1", UserId: u.ID})
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Deliver(t.Context(), ev); err == nil {
+			t.Fatal("Deliver reported success while the broker is down")
+		}
+		pub.SetFailing(false)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		stopped := make(chan struct{})
+		go func() { r.Run(ctx); close(stopped) }()
+		// The longest backoff of a first failure, then the relay's next look.
+		time.Sleep(time.Second + r.Interval + time.Millisecond)
+		synctest.Wait()
+		if n := len(pub.Sent()); n != 1 {
+			t.Errorf("published %d times, want once", n)
+		}
+		if pending, err := r.outbox.Pending(t.Context()); err != nil || pending != 0 {
+			t.Errorf("pending %d (%v) after publishing", pending, err)
+		}
+		cancel()
+		<-stopped
+	})
 }

@@ -24,6 +24,9 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
+
+	"github.com/go-micro-otel/reference/internal/retry"
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 // Retries is how many times a call is tried again: enough to work through the stale pooled
@@ -57,15 +60,14 @@ func (f *Failover) ClientOptions() []client.Option {
 
 // Retry is a client.RetryFunc: it retries timeouts and transport failures, never handler errors.
 func Retry(_ context.Context, _ client.Request, _ int, err error) (bool, error) {
-	return transient(err), nil
+	e := wrapper.ErrorOf(err)
+	return e != nil && (e.Code == http.StatusRequestTimeout || unreachable(e)), nil
 }
 
-func transient(err error) bool {
-	if err == nil {
-		return false
-	}
-	e := merrors.FromError(err)
-	return e.Code == http.StatusRequestTimeout || (e.Id == "go.micro.client" && e.Code == http.StatusServiceUnavailable)
+// unreachable reports whether e is gRPC's Unavailable, as go-micro's gRPC client reports it: the
+// node could not be reached, or its connection failed under the call.
+func unreachable(e *merrors.Error) bool {
+	return e != nil && e.Id == "go.micro.client" && e.Code == http.StatusServiceUnavailable
 }
 
 // Backoff tries twice at once (another node, or a fresh connection), then waits 10ms doubling
@@ -74,15 +76,14 @@ func Backoff(_ context.Context, _ client.Request, attempt int) (time.Duration, e
 	if attempt < 2 {
 		return 0, nil
 	}
-	d := min(10*time.Millisecond<<min(attempt-2, 7), time.Second)
-	return d/2 + rand.N(d/2+1), nil
+	return retry.Jittered(10*time.Millisecond, time.Second, attempt-1), nil
 }
 
 // callWrapper notes, per attempt, whether the node failed at the transport.
 func (f *Failover) callWrapper(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
 		err := next(ctx, node, req, rsp, opts)
-		if transient(err) && merrors.FromError(err).Code != http.StatusRequestTimeout {
+		if unreachable(wrapper.ErrorOf(err)) {
 			f.markFailed(node.Id, time.Now())
 		}
 		return err

@@ -152,3 +152,13 @@ func TestRetryClassifiesErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoffTriesTwiceAtOnceThenWaitsUpToASecond(t *testing.T) {
+	for attempt, d := range map[int]time.Duration{0: 0, 1: 0, 2: 10 * time.Millisecond, 3: 20 * time.Millisecond, 8: 640 * time.Millisecond, 9: time.Second, 10: time.Second} {
+		for range 50 {
+			if got, err := failover.Backoff(context.Background(), nil, attempt); err != nil || got < d/2 || got > d {
+				t.Errorf("attempt %d: waits %s (%v), want within [%s, %s]", attempt, got, err, d/2, d)
+			}
+		}
+	}
+}

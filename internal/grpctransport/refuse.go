@@ -15,6 +15,8 @@ import (
 	mgrpc "go-micro.dev/v4/util/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 // refusalOf turns what the plugin answered before any handler wrapper ran into a go-micro
@@ -118,18 +120,11 @@ func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	var me *merrors.Error
-	if st, ok := status.FromError(err); ok {
-		for _, d := range st.Details() {
-			if e, ok := d.(*merrors.Error); ok {
-				me = e
-				break
-			}
+	me := wrapper.ErrorOf(err)
+	if me == nil {
+		if _, ok := status.FromError(err); ok {
+			return err // gRPC's own answer
 		}
-		if me == nil {
-			return err
-		}
-	} else if !errors.As(err, &me) {
 		return status.Error(codes.Internal, err.Error())
 	}
 	return withDetail(grpcCode(me.Code), me)

@@ -29,6 +29,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 const (
@@ -78,6 +81,7 @@ func NewServer(opts ...server.Option) *Server {
 		grpcserver.Options(
 			grpc.MaxHeaderListSize(MaxHeaderBytes),
 			grpc.ConnectionTimeout(handshakeTimeout),
+			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 			grpc.StreamInterceptor(s.intercept),
 		),
 		server.WrapHandler(s.enter),
@@ -154,16 +158,7 @@ func (s *Server) enter(next server.HandlerFunc) server.HandlerFunc {
 // header is the caller's metadata as go-micro's wrappers expect it, one value per key, with
 // the addresses of both ends ("Local", "Remote") as go-micro's own server gives them.
 func header(ctx context.Context, in metadata.MD) map[string]string {
-	h := make(map[string]string, len(in)+2)
-	for k, vs := range in {
-		if len(vs) == 0 || k[0] == ':' { // HTTP/2 pseudo-headers are not metadata
-			continue
-		}
-		h[k] = vs[0]
-		for _, v := range vs[1:] {
-			h[k] += ", " + v
-		}
-	}
+	h := wrapper.MetadataFromHeader(in)
 	if p, ok := peer.FromContext(ctx); ok {
 		if p.Addr != nil {
 			h["Remote"] = p.Addr.String()

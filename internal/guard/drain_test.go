@@ -2,11 +2,14 @@ package guard
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/server"
+
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
 func TestDrainWaitsForWorkInProgressAndRefusesNew(t *testing.T) {
@@ -24,17 +27,13 @@ func TestDrainWaitsForWorkInProgressAndRefusesNew(t *testing.T) {
 	drained := make(chan bool, 1)
 	go func() { drained <- f.Wait(10 * time.Second) }()
 	// Draining: new work is refused while the request in progress goes on.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	wait.For(t, 5*time.Second, "new work refused while draining", func() error {
 		err := f.SubscriberWrapper(func(context.Context, server.Message) error { return nil })(context.Background(), nil)
 		if err != nil && merrors.FromError(err).Code == 503 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("new work still accepted while draining: %v", err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return fmt.Errorf("new work still accepted: %v", err)
+	})
 	select {
 	case <-drained:
 		t.Fatal("drain returned while a request was in progress")

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
@@ -26,6 +25,8 @@ import (
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
+
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 // Config is what FromEnv reads.
@@ -103,7 +104,7 @@ func Deadline(service string) server.HandlerWrapper {
 			}
 			err := next(ctx, req, rsp)
 			if err != nil && ctx.Err() != nil {
-				if e := merrors.FromError(err); e.Code < 400 || e.Code >= 500 {
+				if e := wrapper.ErrorOf(err); e == nil || e.Code < 400 || e.Code >= 500 {
 					return expired(service, ctx.Err())
 				}
 			}
@@ -137,25 +138,13 @@ func Authenticate(service, token string) server.HandlerWrapper {
 	want := []byte("Bearer " + token)
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			got := []byte(authorization(req.Header()))
+			got := []byte(wrapper.MetadataCarrier(req.Header()).Get("Authorization"))
 			if subtle.ConstantTimeCompare(got, want) != 1 {
 				return merrors.Unauthorized(service, "missing or invalid bearer token")
 			}
 			return next(ctx, req, rsp)
 		}
 	}
-}
-
-func authorization(header map[string]string) string {
-	if v, ok := header["Authorization"]; ok {
-		return v
-	}
-	for k, v := range header {
-		if strings.EqualFold(k, "authorization") {
-			return v
-		}
-	}
-	return ""
 }
 
 // ClientWrapper makes every call carry the bearer token; with no token it changes nothing.

@@ -5,8 +5,10 @@
 // queue group is a durable consumer that acknowledges a message only after its handler
 // succeeded.
 //
-// Message headers travel as native NATS headers, with their case kept, so trace context is
-// readable by any NATS tool and the body stays the encoded payload alone.
+// Message headers travel as native NATS headers, with their case kept
+// (wrapper.HeaderFromMetadata and wrapper.MetadataFromHeader), so trace context is readable by
+// any NATS tool and the body stays the encoded payload alone. The broker hands headers on as
+// they are; the tracing wrappers write and read the trace context in them.
 package jsbroker
 
 import (
@@ -21,7 +23,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/broker"
-	merrors "go-micro.dev/v4/errors"
+
+	"github.com/go-micro-otel/reference/internal/wrapper"
 )
 
 // Broker implements go-micro's broker.Broker.
@@ -130,10 +133,7 @@ func (b *Broker) Publish(topic string, m *broker.Message, opts ...broker.Publish
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: topic, Header: make(nats.Header, len(m.Header)), Data: m.Body}
-	for k, v := range m.Header {
-		msg.Header[k] = []string{v} // by assignment: Header.Set would change the key's case
-	}
+	msg := &nats.Msg{Subject: topic, Header: wrapper.HeaderFromMetadata(m.Header), Data: m.Body}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("jsbroker: publish to %s: %w", topic, err)
 	}
@@ -247,13 +247,7 @@ func (s *subscriber) Unsubscribe() error {
 }
 
 func (s *subscriber) handle(msg jetstream.Msg) {
-	header := make(map[string]string, len(msg.Headers()))
-	for k, v := range msg.Headers() {
-		if len(v) > 0 {
-			header[k] = v[0]
-		}
-	}
-	ev := &event{topic: s.topic, msg: msg, message: &broker.Message{Header: header, Body: msg.Data()}}
+	ev := &event{topic: s.topic, msg: msg, message: &broker.Message{Header: wrapper.MetadataFromHeader(msg.Headers()), Body: msg.Data()}}
 	ev.err = s.handler(ev)
 	var settle error
 	switch {
@@ -280,11 +274,8 @@ func (s *subscriber) handle(msg jetstream.Msg) {
 // permanent reports whether err says the message itself is wrong (a go-micro 4xx error other
 // than a timeout or a rate limit), so that delivering it again cannot help.
 func permanent(err error) bool {
-	var me *merrors.Error
-	if !errors.As(err, &me) {
-		me = merrors.Parse(err.Error())
-	}
-	return me.Code >= 400 && me.Code < 500 && me.Code != 408 && me.Code != 429
+	me := wrapper.ErrorOf(err)
+	return me != nil && me.Code >= 400 && me.Code < 500 && me.Code != 408 && me.Code != 429
 }
 
 type event struct {

@@ -7,13 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/broker"
 	merrors "go-micro.dev/v4/errors"
 
 	"github.com/go-micro-otel/reference/internal/jsbroker"
 	"github.com/go-micro-otel/reference/internal/testenv"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
 // received collects what a handler saw, by body.
@@ -44,18 +43,6 @@ func (r *received) distinct() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.bodies)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 15s: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func connect(t *testing.T, url string, opts ...jsbroker.Option) *jsbroker.Broker {
@@ -93,7 +80,7 @@ func TestMessagesPublishedBeforeTheConsumerExistAreDelivered(t *testing.T) {
 	}
 	got := newReceived()
 	subscribe(t, b, "user.created", func(e broker.Event) error { got.add(e.Message()); return nil }, broker.Queue("order.service"))
-	eventually(t, "3 messages delivered", func() bool { return got.distinct() == 3 })
+	wait.For(t, 15*time.Second, "3 messages delivered", func() bool { return got.distinct() == 3 })
 }
 
 func TestHeadersAndBodyArriveUnchanged(t *testing.T) {
@@ -103,7 +90,7 @@ func TestHeadersAndBodyArriveUnchanged(t *testing.T) {
 	subscribe(t, b, "t.headers", func(e broker.Event) error { got.add(e.Message()); return nil }, broker.Queue("q"))
 	header := map[string]string{"Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "baggage": "demo.session=s1"}
 	publish(t, b, "t.headers", "payload\x00bytes", header)
-	eventually(t, "the message delivered", func() bool { return got.count("payload\x00bytes") == 1 })
+	wait.For(t, 15*time.Second, "the message delivered", func() bool { return got.count("payload\x00bytes") == 1 })
 	m := got.last["payload\x00bytes"]
 	for k, v := range header {
 		if m.Header[k] != v {
@@ -124,7 +111,7 @@ func TestAFailedMessageIsDeliveredAgain(t *testing.T) {
 		return nil
 	}, broker.Queue("q"))
 	publish(t, b, "t.retry", "m", nil)
-	eventually(t, "the third delivery", func() bool { return got.count("m") == 3 })
+	wait.For(t, 15*time.Second, "the third delivery", func() bool { return got.count("m") == 3 })
 }
 
 // A handler's 4xx says the message itself is wrong: redelivering it would fail forever.
@@ -143,38 +130,13 @@ func TestARefusedMessageIsNotDeliveredAgain(t *testing.T) {
 	publish(t, b, "t.refuse", "good", nil)
 	// A redelivery would come 1ms after each refusal and keep the message pending for ever;
 	// a terminated one leaves the consumer with nothing pending.
-	eventually(t, "the consumer settled", func() bool {
-		info := consumerInfo(t, ns.ClientURL(), "t_refuse", "q")
+	wait.For(t, 15*time.Second, "the consumer settled", func() bool {
+		info := ns.ConsumerInfo(t, "t_refuse", "q")
 		return got.count("good") == 1 && info.NumAckPending == 0 && info.NumPending == 0
 	})
 	if n := got.count("bad"); n != 1 {
 		t.Errorf("the refused message was delivered %d times, want 1", n)
 	}
-}
-
-// consumerInfo reads a consumer's state from the server.
-func consumerInfo(t *testing.T, url, stream, consumer string) *jetstream.ConsumerInfo {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := js.Consumer(ctx, stream, consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info
 }
 
 func TestAQueueGroupSharesEachMessageOnce(t *testing.T) {
@@ -196,7 +158,7 @@ func TestAQueueGroupSharesEachMessageOnce(t *testing.T) {
 	for i := range n {
 		publish(t, b1, "t.queue", fmt.Sprint(i), nil)
 	}
-	eventually(t, "every message delivered", func() bool { return got.distinct() == n })
+	wait.For(t, 15*time.Second, "every message delivered", func() bool { return got.distinct() == n })
 	for i := range n {
 		if c := got.count(fmt.Sprint(i)); c != 1 {
 			t.Errorf("message %d delivered %d times", i, c)
@@ -220,13 +182,13 @@ func TestMessagesSurviveAServerRestart(t *testing.T) {
 		t.Fatal("a publish while the server is down succeeded")
 	}
 	ns.Start()
-	eventually(t, "publishing works again", func() bool {
+	wait.For(t, 15*time.Second, "publishing works again", func() bool {
 		return b.Publish("t.restart", &broker.Message{Body: []byte("after")}) == nil
 	})
 
 	got := newReceived()
 	subscribe(t, b, "t.restart", func(e broker.Event) error { got.add(e.Message()); return nil }, broker.Queue("q"))
-	eventually(t, "both stored messages delivered", func() bool { return got.count("before") == 1 && got.count("after") == 1 })
+	wait.For(t, 15*time.Second, "both stored messages delivered", func() bool { return got.count("before") == 1 && got.count("after") == 1 })
 	if got.count("while down") != 0 {
 		t.Error("a message whose publish failed was delivered")
 	}

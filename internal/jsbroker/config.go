@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/go-micro-otel/reference/internal/retry"
 )
 
 type config struct {
@@ -62,5 +64,5 @@ func WithRedeliveryBackoff(f func(delivery uint64) time.Duration) Option {
 
 // Backoff doubles from one second, after the first delivery, up to one minute.
 func Backoff(delivery uint64) time.Duration {
-	return min(time.Second<<min(max(delivery, 1)-1, 6), time.Minute)
+	return retry.Exponential(time.Second, time.Minute, int(min(delivery, 64)))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -83,5 +84,29 @@ func TestACallsTimeoutBoundsIt(t *testing.T) {
 	s := l.Stats("p")
 	if s.Sent == 0 || s.Failed != s.Sent || s.FirstError != context.DeadlineExceeded.Error() {
 		t.Errorf("%d of %d failed, first %q: want every call to end at its deadline", s.Failed, s.Sent, s.FirstError)
+	}
+}
+
+// A paced load keeps to its rate, which a closed loop does not: in fake time (a synctest
+// bubble), 300 ms at 100 a second are 30 calls, whatever the machine's speed.
+func TestAPacedLoadKeepsToItsRate(t *testing.T) {
+	count := func(rate int) int64 {
+		var calls atomic.Int64
+		synctest.Test(t, func(t *testing.T) {
+			l := Start(Options{Workers: 4, Rate: rate}, "p", func(context.Context, int) error {
+				calls.Add(1)
+				time.Sleep(time.Millisecond) // each call takes a little (fake) time
+				return nil
+			})
+			time.Sleep(300 * time.Millisecond)
+			l.Stop()
+		})
+		return calls.Load()
+	}
+	if paced := count(100); paced < 29 || paced > 31 {
+		t.Errorf("%d calls in 300 ms at 100 a second, want 30", paced)
+	}
+	if closed := count(0); closed < 4*250 {
+		t.Errorf("a closed loop of 4 workers made %d calls of 1 ms in 300 ms, want about 1200", closed)
 	}
 }

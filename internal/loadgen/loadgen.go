@@ -29,10 +29,13 @@ const (
 type Config struct {
 	Method      string
 	Concurrency int
-	Warmup      time.Duration // run, unmeasured, before the window
-	Duration    time.Duration // the measured window
-	Users       int           // users created up front for GetUser to read
-	PIDs        []int         // server processes whose CPU and memory are measured
+	// Rate paces the callers to this many requests per second in all, so that every mode is
+	// measured under the same load; 0: each caller calls again as soon as it has its answer.
+	Rate     int
+	Warmup   time.Duration // run, unmeasured, before the window
+	Duration time.Duration // the measured window
+	Users    int           // users created up front for GetUser to read
+	PIDs     []int         // server processes whose CPU and memory are measured
 	// AttemptTimeout bounds one attempt (go-micro's ConnectionTimeout, 5 s by default). go-micro
 	// now and then gets no answer to an attempt on a pooled connection and retries only after
 	// this timeout; a short one keeps such a loss from idling a caller for seconds.
@@ -47,6 +50,7 @@ type Result struct {
 	Round         int       `json:"round"`
 	Method        string    `json:"method"`
 	Concurrency   int       `json:"concurrency"`
+	Rate          int       `json:"rate,omitempty"` // the requests per second asked for; 0: as many as answered
 	Seconds       float64   `json:"seconds"`
 	Requests      int64     `json:"requests"`
 	Errors        int64     `json:"errors"`
@@ -61,14 +65,14 @@ type Result struct {
 	PeakRSSMB     []float64 `json:"server_peak_rss_mb"`
 }
 
-// Run measures cfg against users: a closed loop of cfg.Concurrency callers, measured for
-// cfg.Duration after cfg.Warmup.
+// Run measures cfg against users: cfg.Concurrency callers, paced to cfg.Rate or in a closed
+// loop, measured for cfg.Duration after cfg.Warmup.
 func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, error) {
 	call, err := caller(ctx, users, cfg)
 	if err != nil {
 		return Result{}, err
 	}
-	l := Start(Options{Workers: cfg.Concurrency}, "warm-up", func(ctx context.Context, _ int) error { return call(ctx) })
+	l := Start(Options{Workers: cfg.Concurrency, Rate: cfg.Rate}, "warm-up", func(ctx context.Context, _ int) error { return call(ctx) })
 	defer l.Stop()
 	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return Result{}, err
@@ -95,7 +99,7 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 	m := l.Stats("measured")
 	ms := func(p float64) float64 { return float64(m.Percentile(p).Microseconds()) / 1000 }
 	r := Result{
-		Label: cfg.Label, Round: cfg.Round, Method: cfg.Method, Concurrency: cfg.Concurrency,
+		Label: cfg.Label, Round: cfg.Round, Method: cfg.Method, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 		Seconds: elapsed, Requests: m.Sent, Errors: m.Failed, FirstError: m.FirstError,
 		RPS: float64(m.Sent) / elapsed,
 		P50: ms(50), P90: ms(90), P99: ms(99), Max: float64(m.Max().Microseconds()) / 1000,

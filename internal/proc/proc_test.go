@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -23,5 +24,35 @@ func TestReadsThisProcess(t *testing.T) {
 	}
 	if _, err := Stat(-1); err == nil {
 		t.Error("the stat of no process was read")
+	}
+}
+
+// Pinning moves every thread of a process, the Go runtime's too, and can be undone.
+func TestPinMovesEveryThread(t *testing.T) {
+	all, err := Cores(os.Getpid())
+	if err != nil || len(all) == 0 {
+		t.Fatalf("Cores = %v, %v", all, err)
+	}
+	t.Cleanup(func() {
+		if err := Pin(os.Getpid(), all); err != nil {
+			t.Errorf("restoring the cores: %v", err)
+		}
+	})
+	last := all[len(all)-1:]
+	if err := Pin(os.Getpid(), last); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil || len(tasks) < 2 {
+		t.Fatalf("threads: %d, %v; a Go test has several", len(tasks), err)
+	}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		if got, err := Cores(tid); err == nil && !slices.Equal(got, last) {
+			t.Errorf("thread %d runs on %v, want %v", tid, got, last)
+		}
+	}
+	if err := Pin(-1, last); err == nil {
+		t.Error("no process was pinned without an error")
 	}
 }

@@ -34,17 +34,19 @@ type dialect struct {
 	// skipLocked ends a SELECT whose rows an UPDATE claims, so that two processes sharing a
 	// database never claim the same row. SQLite needs none: a write locks the whole database.
 	skipLocked string
-	// snapshot begins a transaction whose reads all see one snapshot of the database. A
-	// SQLite transaction does by default; PostgreSQL's default, read committed, takes a new
-	// snapshot for every statement.
+	// snapshot begins a read-only transaction whose reads all see one snapshot of the
+	// database. Any SQLite transaction does; read-only, it begins deferred, as a reader beside
+	// the writer, where the store's others begin immediate and take the write lock.
+	// PostgreSQL's default, read committed, takes a new snapshot for every statement.
 	snapshot *sql.TxOptions
 }
 
 var sqlite = &dialect{
-	name:   "sqlite",
-	driver: "sqlite",
-	system: semconv.DBSystemNameSQLite,
-	types:  strings.NewReplacer("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{int}", "INTEGER", "{bytes}", "BLOB"),
+	name:     "sqlite",
+	driver:   "sqlite",
+	system:   semconv.DBSystemNameSQLite,
+	types:    strings.NewReplacer("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{int}", "INTEGER", "{bytes}", "BLOB"),
+	snapshot: &sql.TxOptions{ReadOnly: true},
 }
 
 var postgres = &dialect{
@@ -67,7 +69,7 @@ func (d *dialect) ddl(schema Schema) string {
 
 // spanName follows the conventions: the query summary, else the system name.
 func (d *dialect) spanName(_ context.Context, method otelsql.Method, query string) string {
-	if s := summaryOf(method, query).String(); s != "" {
+	if s := described(method, query).summary; s != "" {
 		return s
 	}
 	return d.name

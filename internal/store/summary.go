@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"strings"
+	"sync"
 
 	"github.com/XSAM/otelsql"
 	"go.opentelemetry.io/otel/attribute"
@@ -77,14 +78,62 @@ func summaryOf(method otelsql.Method, query string) querySummary {
 	return summarize(query)
 }
 
-func queryAttributes(_ context.Context, method otelsql.Method, query string, _ []driver.NamedValue) []attribute.KeyValue {
+// statement is how the span of one statement is named and what it carries, derived once.
+type statement struct {
+	summary string // db.query.summary, "" when the statement has none
+	attrs   []attribute.KeyValue
+}
+
+func describe(method otelsql.Method, query string) statement {
 	s := summaryOf(method, query)
 	if s.operation == "" {
-		return nil
+		return statement{}
 	}
-	attrs := []attribute.KeyValue{semconv.DBOperationName(s.operation), semconv.DBQuerySummary(s.String())}
+	st := statement{summary: s.String()}
+	st.attrs = []attribute.KeyValue{semconv.DBOperationName(s.operation), semconv.DBQuerySummary(st.summary)}
 	if s.collection != "" {
-		attrs = append(attrs, semconv.DBCollectionName(s.collection))
+		st.attrs = append(st.attrs, semconv.DBCollectionName(s.collection))
 	}
-	return attrs
+	return st
+}
+
+type statementKey struct {
+	method otelsql.Method
+	query  string
+}
+
+// statements caches the description of each statement, so that a traced statement's span is
+// named and described without parsing it again. The store's statements are written in its
+// code, a few dozen; past maxStatements, statements are described afresh each time.
+var statements struct {
+	mu sync.RWMutex
+	m  map[statementKey]statement
+}
+
+const maxStatements = 256
+
+func described(method otelsql.Method, query string) statement {
+	key := statementKey{method, query}
+	statements.mu.RLock()
+	st, ok := statements.m[key]
+	statements.mu.RUnlock()
+	if ok {
+		return st
+	}
+	st = describe(method, query)
+	statements.mu.Lock()
+	if statements.m == nil {
+		statements.m = make(map[statementKey]statement)
+	}
+	if len(statements.m) < maxStatements {
+		statements.m[key] = st
+	}
+	statements.mu.Unlock()
+	return st
+}
+
+// queryAttributes are the attributes of a statement's span. otelsql copies them: the cached
+// slice is never changed.
+func queryAttributes(_ context.Context, method otelsql.Method, query string, _ []driver.NamedValue) []attribute.KeyValue {
+	return described(method, query).attrs
 }

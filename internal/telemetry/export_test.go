@@ -14,6 +14,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
 // restartableCollector is an OTLP trace receiver on a fixed loopback port that a test can stop
@@ -96,21 +98,21 @@ func TestSpansOutliveACollectorOutage(t *testing.T) {
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 
 	endSpans(tel, 10)
-	waitFor(t, "the first spans exported", func() bool { return rc.c.spans.Load() == 10 })
+	wait.For(t, 30*time.Second, "the first spans exported", func() bool { return rc.c.spans.Load() == 10 })
 	rc.stop()
 	const during = 3 * 2048
 	endSpans(tel, during)
-	waitFor(t, "an export attempt to fail", func() bool { return strings.Contains(log.String(), "OTLP export failing") })
+	wait.For(t, 30*time.Second, "an export attempt to fail", func() bool { return strings.Contains(log.String(), "OTLP export failing") })
 	rc.start()
 
-	waitFor(t, "every span of the outage exported", func() bool {
+	wait.For(t, 30*time.Second, "every span of the outage exported", func() bool {
 		got, _ := tel.Spans()
 		return got.Exported == 10+during
 	})
 	if got, _ := tel.Spans(); got != (SpanCounts{Ended: 10 + during, Exported: 10 + during}) || rc.c.spans.Load() != 10+during {
 		t.Errorf("counts %+v, the collector received %d: want every span ended exported once", got, rc.c.spans.Load())
 	}
-	waitFor(t, "the exporter to log that it resumed", func() bool { return strings.Contains(log.String(), "OTLP export resumed") })
+	wait.For(t, 30*time.Second, "the exporter to log that it resumed", func() bool { return strings.Contains(log.String(), "OTLP export resumed") })
 	resumed := 0
 	for line := range strings.Lines(log.String()) {
 		var rec struct {
@@ -147,17 +149,5 @@ func TestTheEnvironmentStillSetsTheSpanQueue(t *testing.T) {
 	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "2000")
 	if o := apply(); o.MaxQueueSize != 0 || o.ExportTimeout != 0 {
 		t.Errorf("with OTEL_BSP_* set, the package still sets queue %d, export timeout %v", o.MaxQueueSize, o.ExportTimeout)
-	}
-}
-
-// waitFor polls cond until it holds, failing after 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 30s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

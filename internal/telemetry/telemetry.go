@@ -97,8 +97,9 @@ func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.s
 func WithExportLogger(l *slog.Logger) Option { return func(o *options) { o.exportLogger = l } }
 
 // New builds the SDK for serviceName without touching the OpenTelemetry globals.
-// OTEL_SERVICE_NAME, when set, overrides serviceName.
-func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, error) {
+// OTEL_SERVICE_NAME, when set, overrides serviceName. Should a step fail, New stops the
+// pipelines the steps before it started.
+func New(ctx context.Context, serviceName string, opts ...Option) (_ *Telemetry, err error) {
 	o := options{shutdownTimeout: DefaultShutdownTimeout}
 	for _, opt := range opts {
 		opt(&o)
@@ -117,13 +118,38 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		return t, nil
 	}
 
+	// stops are what Shutdown stops, all at once: each signal gets the whole bounded time to
+	// flush, not what the one before it left over. A step that fails stops what the steps
+	// before it started.
+	var stops []func(context.Context) error
+	stop := func(ctx context.Context) error {
+		errs := make([]error, len(stops))
+		var wg sync.WaitGroup
+		for i, s := range stops {
+			wg.Go(func() { errs[i] = s(ctx) })
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+			defer cancel()
+			_ = stop(ctx)
+		}
+	}()
+
+	res, err := newResource(ctx, serviceName, o.version)
+	if err != nil {
+		return nil, err
+	}
 	logProcessor, err := newLogProcessor(ctx, o.logProcessor, o.exportLogger)
 	if err != nil {
 		return nil, err
 	}
-	res, err := newResource(ctx, serviceName, o.version)
-	if err != nil {
-		return nil, err
+	if logProcessor != nil {
+		t.LoggerProvider = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(logProcessor))
+		stops = append(stops, t.LoggerProvider.Shutdown)
 	}
 	processor := o.processor
 	if processor == nil {
@@ -136,6 +162,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		processor = sdktrace.NewBatchSpanProcessor(countingExporter{SpanExporter: exp, acc: t.accounting},
 			spanProcessorOptions()...)
 	}
+	stops = append(stops, processor.Shutdown)
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(baggageAllowList(BaggageKeys())))}
 	if t.accounting != nil {
@@ -152,6 +179,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		topts = append(topts, sdktrace.WithSampler(sampler))
 	}
 	tp := sdktrace.NewTracerProvider(topts...)
+	stops[len(stops)-1] = tp.Shutdown // which shuts the processor down
 
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	reader := o.reader
@@ -166,27 +194,12 @@ func New(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, e
 		mopts = append(mopts, sdkmetric.WithReader(reader))
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
+	stops = append(stops, mp.Shutdown)
 	if err := runtime.Start(runtime.WithMeterProvider(mp)); err != nil {
 		return nil, fmt.Errorf("telemetry: runtime metrics: %w", err)
 	}
 
-	t.TracerProvider, t.MeterProvider = tp, mp
-	shutdowns := []func(context.Context) error{tp.Shutdown, mp.Shutdown}
-	if logProcessor != nil {
-		t.LoggerProvider = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(logProcessor))
-		shutdowns = append(shutdowns, t.LoggerProvider.Shutdown)
-	}
-	// In parallel: each signal gets the whole bounded time to flush, not what the one before it
-	// left over.
-	t.shutdown = func(ctx context.Context) error {
-		errs := make([]error, len(shutdowns))
-		var wg sync.WaitGroup
-		for i, shutdown := range shutdowns {
-			wg.Go(func() { errs[i] = shutdown(ctx) })
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	}
+	t.TracerProvider, t.MeterProvider, t.shutdown = tp, mp, stop
 	return t, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -25,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
 // Backend is a database the store runs on, for tests that run against each one.
@@ -113,8 +115,9 @@ func StartPostgres(t testing.TB) *Postgres {
 	if err := server.Start(); err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- server.Wait() }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = server.Wait(); close(exited) }()
 
 	t.Cleanup(func() {
 		// SIGINT is PostgreSQL's fast shutdown: it ends client sessions instead of waiting.
@@ -132,9 +135,19 @@ func StartPostgres(t testing.TB) *Postgres {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.admin.Close() })
-	if err := p.waitReady(exited, 30*time.Second); err != nil {
+	err = wait.Until(context.Background(), 30*time.Second, func() error {
+		select {
+		case <-exited:
+			return backoff.Permanent(fmt.Errorf("exited before accepting connections: %v", exitErr))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return p.admin.PingContext(ctx)
+	})
+	if err != nil {
 		log, _ := os.ReadFile(logPath)
-		t.Fatalf("postgres: %v\n%s", err, log)
+		t.Fatalf("postgres on %s, within 30s: %v\n%s", p.addr, err, log)
 	}
 	return p
 }
@@ -151,27 +164,6 @@ func (p *Postgres) NewDatabase(t testing.TB) string {
 
 func (p *Postgres) dsn(database string) string {
 	return "postgres://postgres@" + p.addr + "/" + database + "?sslmode=disable"
-}
-
-// waitReady polls until the server accepts connections, it exits, or timeout passes.
-func (p *Postgres) waitReady(exited <-chan error, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := p.admin.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not accepting connections on %s within %s: %w", p.addr, timeout, err)
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited before accepting connections: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // postgresBin finds the folder of initdb and postgres: on PATH, else where Debian's

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/codec"
 	"go.opentelemetry.io/otel/trace"
@@ -76,6 +78,31 @@ func (n *NATS) Start() {
 		n.t.Fatal("nats server not ready within 10s")
 	}
 	n.srv = srv
+}
+
+// ConsumerInfo reads the state of a stream's consumer from the server.
+func (n *NATS) ConsumerInfo(t testing.TB, stream, consumer string) *jetstream.ConsumerInfo {
+	t.Helper()
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }
 
 // Stop shuts the server down; clients see it go away.

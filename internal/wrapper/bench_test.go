@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	userpb "github.com/go-micro-otel/reference/proto/user"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // The per-call cost of the wrappers, without network or export: spans are recorded (or not,
@@ -53,7 +53,7 @@ func inboundMetadata() metadata.Metadata {
 }
 
 func BenchmarkHandler(b *testing.B) {
-	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{Id: 1}, inboundMetadata())
+	req := fakeRequest("User.GetUser", wrapperspb.Int64(1), inboundMetadata())
 	ok := func(context.Context, server.Request, interface{}) error { return nil }
 	ctx := metadata.NewContext(context.Background(), inboundMetadata())
 	b.Run("no-wrapper", func(b *testing.B) {
@@ -74,7 +74,7 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 func BenchmarkCallAttempt(b *testing.B) {
-	req := client.NewClient().NewRequest("user.service", "User.GetUser", &userpb.GetUserRequest{Id: 1})
+	req := client.NewClient().NewRequest("user.service", "User.GetUser", wrapperspb.Int64(1))
 	node := &registry.Node{Id: "n1", Address: "127.0.0.1:8081"}
 	ok := func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
 		return nil
@@ -117,7 +117,7 @@ func BenchmarkCall(b *testing.B) {
 		if err := c.Init(answer); err != nil {
 			b.Fatal(err)
 		}
-		req := c.NewRequest("user.service", "User.GetUser", &userpb.GetUserRequest{Id: 1})
+		req := c.NewRequest("user.service", "User.GetUser", wrapperspb.Int64(1))
 		ctx, span := tp.Tracer("b").Start(metadata.NewContext(context.Background(), inboundMetadata()), "handler")
 		defer span.End()
 		b.ReportAllocs()
@@ -139,7 +139,7 @@ func BenchmarkCall(b *testing.B) {
 // fewer attributes. It reads the global propagator.
 func BenchmarkPluginHandler(b *testing.B) {
 	otel.SetTextMapPropagator(benchPropagator)
-	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{Id: 1}, inboundMetadata())
+	req := fakeRequest("User.GetUser", wrapperspb.Int64(1), inboundMetadata())
 	ok := func(context.Context, server.Request, interface{}) error { return nil }
 	ctx := metadata.NewContext(context.Background(), inboundMetadata())
 	for _, s := range samplers[1:] {
@@ -155,7 +155,7 @@ func BenchmarkPluginHandler(b *testing.B) {
 
 func BenchmarkPluginCall(b *testing.B) {
 	otel.SetTextMapPropagator(benchPropagator)
-	req := client.NewClient().NewRequest("user.service", "User.GetUser", &userpb.GetUserRequest{Id: 1})
+	req := client.NewClient().NewRequest("user.service", "User.GetUser", wrapperspb.Int64(1))
 	node := &registry.Node{Id: "n1", Address: "127.0.0.1:8081"}
 	ok := func(context.Context, *registry.Node, client.Request, interface{}, client.CallOptions) error {
 		return nil

@@ -5,10 +5,13 @@ import (
 	"strings"
 
 	"go-micro.dev/v4/metadata"
+	"go.opentelemetry.io/otel/propagation"
 )
 
-// This file is where trace context crosses a process boundary, in both directions, for RPC
-// and for events. Everything else in the package works on contexts.
+// This file is where trace context crosses a process boundary, in both directions: in go-micro
+// metadata for RPC and events, in a transport's own headers, and in whatever a service stores to
+// carry a context over time (an outbox's events). Everything else in the package, and in the
+// module, works on contexts, or hands header maps on as they are.
 
 // MetadataCarrier adapts go-micro metadata, and broker message headers, which have the same
 // shape, to propagation.TextMapCarrier. go-micro title-cases keys in transit
@@ -62,6 +65,45 @@ func (c MetadataCarrier) Keys() []string {
 	return keys
 }
 
+// Inject writes the trace context and baggage of ctx into header with p, replacing what header
+// held under any case of the same keys. It is for a context that crosses a boundary the wrappers
+// do not see, such as an event stored now and published later.
+func Inject(ctx context.Context, p propagation.TextMapPropagator, header map[string]string) {
+	p.Inject(ctx, MetadataCarrier(header))
+}
+
+// Extract returns ctx with the trace context and baggage header holds, whatever the case of its
+// keys.
+func Extract(ctx context.Context, p propagation.TextMapPropagator, header map[string]string) context.Context {
+	return p.Extract(ctx, MetadataCarrier(header))
+}
+
+// MetadataFromHeader returns a transport's headers (gRPC metadata, NATS headers), which hold
+// several values a key, as go-micro metadata, which holds one: several are joined with ", ", as
+// HTTP joins them. Keys keep their case (reads of metadata ignore it); HTTP/2 pseudo-headers
+// (":authority"...) are not metadata and are left out.
+func MetadataFromHeader(header map[string][]string) map[string]string {
+	md := make(map[string]string, len(header))
+	for k, vs := range header {
+		if len(vs) == 0 || strings.HasPrefix(k, ":") {
+			continue
+		}
+		md[k] = strings.Join(vs, ", ")
+	}
+	return md
+}
+
+// HeaderFromMetadata returns go-micro metadata as a transport's headers, keys as they are: the
+// canonical form a header type's Set would give them ("Traceparent") is not the one the W3C
+// and other readers of the headers expect.
+func HeaderFromMetadata(md map[string]string) map[string][]string {
+	header := make(map[string][]string, len(md))
+	for k, v := range md {
+		header[k] = []string{v}
+	}
+	return header
+}
+
 // outgoingRPC returns ctx with metadata that carries the trace context of ctx's active span.
 // The metadata of a handler's context still holds the trace headers of the request it is
 // serving; they are removed first, so a call made inside a child span is parented to that
@@ -85,7 +127,7 @@ func (c *config) outgoingRPC(ctx context.Context) context.Context {
 // not belong in an event.
 func (c *config) outgoingEvent(ctx context.Context, id string) context.Context {
 	md := make(metadata.Metadata, len(c.fields)+1)
-	c.propagator.Inject(ctx, MetadataCarrier(md))
+	Inject(ctx, c.propagator, md)
 	if id != "" {
 		md[MessageIDHeader] = id
 	}
@@ -111,5 +153,5 @@ func messageID(ctx context.Context) string {
 
 // incoming returns ctx with the trace context and baggage found in header.
 func (c *config) incoming(ctx context.Context, header map[string]string) context.Context {
-	return c.propagator.Extract(ctx, MetadataCarrier(header))
+	return Extract(ctx, c.propagator, header)
 }

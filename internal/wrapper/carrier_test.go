@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/metadata"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -115,5 +116,49 @@ func TestOutgoingEventCarriesOnlyTraceContext(t *testing.T) {
 func TestMessageIDHeaderIsJetStreamsDeduplicationHeader(t *testing.T) {
 	if MessageIDHeader != jetstream.MsgIDHeader {
 		t.Errorf("MessageIDHeader %q, JetStream's %q", MessageIDHeader, jetstream.MsgIDHeader)
+	}
+}
+
+// A context stored with Inject (an outbox event's) is the same context when Extract reads it
+// back, even after its keys changed case on the way.
+func TestInjectAndExtractCarryAContextOverStorage(t *testing.T) {
+	member, _ := baggage.NewMember("session", "s-1")
+	bag, _ := baggage.New(member)
+	ctx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(context.Background(), remoteParent(t)), bag)
+	p := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+	stored := map[string]string{"Traceparent": "00-stale", "other": "kept"}
+	Inject(ctx, p, stored)
+	if len(stored) != 3 || stored["traceparent"] == "" || stored["baggage"] == "" || stored["other"] != "kept" {
+		t.Fatalf("stored %v, want traceparent and baggage in place of the stale Traceparent, and the rest kept", stored)
+	}
+	read := map[string]string{}
+	for k, v := range stored {
+		read[strings.ToUpper(k)] = v
+	}
+	got := Extract(context.Background(), p, read)
+	if sc := trace.SpanContextFromContext(got); sc.TraceID() != remoteParent(t).TraceID() || sc.SpanID() != remoteParent(t).SpanID() {
+		t.Errorf("extracted %v, want %v", sc, remoteParent(t))
+	}
+	if v := baggage.FromContext(got).Member("session").Value(); v != "s-1" {
+		t.Errorf("baggage session = %q, want s-1", v)
+	}
+}
+
+func TestHeadersAndMetadataConvertKeepingKeys(t *testing.T) {
+	md := map[string]string{"traceparent": remoteTraceparent, MessageIDHeader: "event-1"}
+	header := HeaderFromMetadata(md)
+	if len(header) != 2 || len(header["traceparent"]) != 1 || header["traceparent"][0] != remoteTraceparent ||
+		header[MessageIDHeader][0] != "event-1" {
+		t.Errorf("HeaderFromMetadata(%v) = %v, want the same keys, one value each", md, header)
+	}
+	got := MetadataFromHeader(map[string][]string{
+		"traceparent": {remoteTraceparent},
+		"accept":      {"a", "b"},
+		":authority":  {"127.0.0.1:8081"},
+		"empty":       {},
+	})
+	if len(got) != 2 || got["traceparent"] != remoteTraceparent || got["accept"] != "a, b" {
+		t.Errorf("MetadataFromHeader = %v, want traceparent, and accept joined; no pseudo-header, no empty key", got)
 	}
 }

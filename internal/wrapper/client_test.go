@@ -21,27 +21,39 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	userpb "github.com/go-micro-otel/reference/proto/user"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // stubUsers answers GetUser: id 404 is not found; otherwise it reports the traceparent it got.
+// Its request and response are protobuf's well-known types (package google.protobuf), so the
+// method is google.protobuf.User/GetUser: the package comes from the request's type.
 type stubUsers struct {
-	userpb.UserHandler
 	mu          sync.Mutex
 	traceparent string
 }
 
-func (s *stubUsers) GetUser(ctx context.Context, req *userpb.GetUserRequest, rsp *userpb.GetUserResponse) error {
-	if req.GetId() == 404 {
+// User is the handler go-micro registers: it names the endpoints, "User.GetUser".
+type User struct{ stub *stubUsers }
+
+func (u *User) GetUser(ctx context.Context, req *wrapperspb.Int64Value, rsp *wrapperspb.StringValue) error {
+	if req.GetValue() == 404 {
 		return merrors.NotFound("user.service", "user not found")
 	}
 	tp, _ := metadata.Get(ctx, "traceparent")
-	s.mu.Lock()
-	s.traceparent = tp
-	s.mu.Unlock()
-	rsp.User = &userpb.UserInfo{Id: req.GetId()}
+	u.stub.mu.Lock()
+	u.stub.traceparent = tp
+	u.stub.mu.Unlock()
+	rsp.Value = "user"
 	return nil
+}
+
+// getUserMethod is the method GetUser is traced as.
+const getUserMethod = "google.protobuf.User/GetUser"
+
+// getUser calls User.GetUser on user.service through c.
+func getUser(ctx context.Context, c client.Client, id int64, opts ...client.CallOption) error {
+	req := c.NewRequest("user.service", "User.GetUser", wrapperspb.Int64(id))
+	return c.Call(ctx, req, &wrapperspb.StringValue{}, opts...)
 }
 
 func newTracedClient(opts []Option, reg registry.Registry, b broker.Broker) client.Client {
@@ -53,8 +65,8 @@ func newTracedClient(opts []Option, reg registry.Registry, b broker.Broker) clie
 func startUserServer(t *testing.T, reg registry.Registry, stub *stubUsers) string {
 	t.Helper()
 	srv := server.NewServer(server.Name("user.service"), server.Id(uuid.NewString()),
-		server.Address("127.0.0.1:0"), server.Registry(reg))
-	if err := userpb.RegisterUserHandler(srv, stub); err != nil {
+		server.Address("127.0.0.1:0"), server.Registry(reg), server.Broker(broker.NewMemoryBroker()))
+	if err := srv.Handle(srv.NewHandler(&User{stub})); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
@@ -70,17 +82,17 @@ func TestCallAttemptSpanFollowsRPCConventions(t *testing.T) {
 	addr := startUserServer(t, reg, stub)
 	_, port, _ := net.SplitHostPort(addr)
 	opts, rec, _ := recorded()
-	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	users := newTracedClient(opts, reg, broker.NewMemoryBroker())
 
-	if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
+	if err := getUser(context.Background(), users, 7); err != nil {
 		t.Fatal(err)
 	}
 	s := onlySpan(t, rec)
-	if s.Name() != "user.User/GetUser" || s.SpanKind() != trace.SpanKindClient {
-		t.Errorf("span %q kind %v, want user.User/GetUser CLIENT", s.Name(), s.SpanKind())
+	if s.Name() != getUserMethod || s.SpanKind() != trace.SpanKindClient {
+		t.Errorf("span %q kind %v, want %s CLIENT", s.Name(), s.SpanKind(), getUserMethod)
 	}
 	checkAttrs(t, s, map[attribute.Key]string{
-		"rpc.system.name": "go_micro", "rpc.method": "user.User/GetUser",
+		"rpc.system.name": "go_micro", "rpc.method": getUserMethod,
 		"server.address": "127.0.0.1", "server.port": port,
 	})
 	stub.mu.Lock()
@@ -108,8 +120,7 @@ func TestCallSpanNamesTheSelectedNodeAndItsCandidates(t *testing.T) {
 	sel := &countingSelector{Selector: selector.NewSelector(selector.Registry(reg))}
 	opts, rec, _ := recorded()
 	c := client.NewClient(client.Registry(reg), client.Selector(sel), client.ContentType("application/protobuf"))
-	users := userpb.NewUserService("user.service", NewClientWrapper(opts...)(c))
-	if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
+	if err := getUser(context.Background(), NewClientWrapper(opts...)(c), 7); err != nil {
 		t.Fatal(err)
 	}
 	services, err := reg.GetService("user.service")
@@ -137,7 +148,7 @@ func TestCallCountsCandidatesAfterTheCallersFilter(t *testing.T) {
 	startUserServer(t, reg, &stubUsers{})
 	keep := startUserServer(t, reg, &stubUsers{})
 	opts, rec, _ := recorded()
-	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	users := newTracedClient(opts, reg, broker.NewMemoryBroker())
 	onlyKept := selector.WithFilter(func(services []*registry.Service) []*registry.Service {
 		var out []*registry.Service
 		for _, s := range services {
@@ -150,7 +161,7 @@ func TestCallCountsCandidatesAfterTheCallersFilter(t *testing.T) {
 		return out
 	})
 	for i := 0; i < 4; i++ {
-		if _, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}, client.WithSelectOption(onlyKept)); err != nil {
+		if err := getUser(context.Background(), users, 7, client.WithSelectOption(onlyKept)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,9 +180,9 @@ func TestCallErrorMarksClientSpan(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	startUserServer(t, reg, &stubUsers{})
 	opts, rec, _ := recorded()
-	users := userpb.NewUserService("user.service", newTracedClient(opts, reg, broker.NewMemoryBroker()))
+	users := newTracedClient(opts, reg, broker.NewMemoryBroker())
 
-	_, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 404})
+	err := getUser(context.Background(), users, 404)
 	if merrors.FromError(err).Code != 404 {
 		t.Fatalf("err = %v, want 404", err)
 	}
@@ -184,32 +195,46 @@ func TestCallErrorMarksClientSpan(t *testing.T) {
 
 func TestCallThatReachesNoNodeIsStillTraced(t *testing.T) {
 	opts, rec, _ := recorded()
-	users := userpb.NewUserService("user.service", newTracedClient(opts, registry.NewMemoryRegistry(), broker.NewMemoryBroker()))
+	users := newTracedClient(opts, registry.NewMemoryRegistry(), broker.NewMemoryBroker())
 
-	_, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 1})
+	err := getUser(context.Background(), users, 1)
 	if merrors.FromError(err).Code != 500 {
 		t.Fatalf("err = %v, want 500 service not found", err)
 	}
 	s := onlySpan(t, rec)
-	if s.Name() != "user.User/GetUser" || s.SpanKind() != trace.SpanKindClient || s.Status().Code != codes.Error {
+	if s.Name() != getUserMethod || s.SpanKind() != trace.SpanKindClient || s.Status().Code != codes.Error {
 		t.Errorf("span %q kind %v status %v", s.Name(), s.SpanKind(), s.Status())
 	}
-	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "rpc.method": "user.User/GetUser"})
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "rpc.method": getUserMethod})
 	checkAbsent(t, s, semconv.ServerAddressKey)
 }
 
-func TestPublishSpanAndEventHeaders(t *testing.T) {
+// connectedBroker is an in-memory broker, connected.
+func connectedBroker(t *testing.T) broker.Broker {
+	t.Helper()
 	b := broker.NewMemoryBroker()
 	if err := b.Connect(); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// headersOf subscribes to topic on b and hands over the headers of each message published.
+func headersOf(t *testing.T, b broker.Broker, topic string) <-chan map[string]string {
+	t.Helper()
 	got := make(chan map[string]string, 1)
-	if _, err := b.Subscribe("user.created", func(e broker.Event) error {
+	if _, err := b.Subscribe(topic, func(e broker.Event) error {
 		got <- e.Message().Header
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+func TestPublishSpanAndEventHeaders(t *testing.T) {
+	b := connectedBroker(t)
+	got := headersOf(t, b, "user.created")
 	opts, rec, _ := recorded()
 	c := newTracedClient(opts, registry.NewMemoryRegistry(), b)
 	// A handler's context: the inbound request's metadata is still in it. The publisher names
@@ -218,7 +243,7 @@ func TestPublishSpanAndEventHeaders(t *testing.T) {
 		"Traceparent": remoteTraceparent, "Remote": "10.0.0.7:51234", "User-Agent": "go-micro",
 	})
 	ctx = metadata.Set(ctx, MessageIDHeader, "e1")
-	if err := c.Publish(ctx, c.NewMessage("user.created", &userpb.UserCreated{EventId: "e1", UserId: 1})); err != nil {
+	if err := c.Publish(ctx, c.NewMessage("user.created", wrapperspb.String("e1"))); err != nil {
 		t.Fatal(err)
 	}
 	s := onlySpan(t, rec)
@@ -263,10 +288,10 @@ func TestTimedOutCallIsOneSpan(t *testing.T) {
 			}
 		}))
 	opts, rec, _ := recorded()
-	users := userpb.NewUserService("user.service", NewClientWrapper(opts...)(inner))
+	users := NewClientWrapper(opts...)(inner)
 
 	// The attempt sleeps 300ms before choosing a node; the call gives up after 50ms.
-	_, err := users.GetUser(context.Background(), &userpb.GetUserRequest{Id: 7},
+	err := getUser(context.Background(), users, 7,
 		client.WithRequestTimeout(50*time.Millisecond),
 		client.WithBackoff(func(context.Context, client.Request, int) (time.Duration, error) { return 300 * time.Millisecond, nil }))
 	if merrors.FromError(err).Code != 408 {
@@ -286,8 +311,51 @@ func TestWrappingTwiceTracesOnce(t *testing.T) {
 	startUserServer(t, reg, &stubUsers{})
 	opts, rec, _ := recorded()
 	c := NewClientWrapper(opts...)(newTracedClient(opts, reg, broker.NewMemoryBroker()))
-	if _, err := userpb.NewUserService("user.service", c).GetUser(context.Background(), &userpb.GetUserRequest{Id: 7}); err != nil {
+	if err := getUser(context.Background(), c, 7); err != nil {
 		t.Fatal(err)
 	}
 	onlySpan(t, rec)
+}
+
+// passThrough is a client wrapper of someone else's, which only passes calls on.
+func passThrough(c client.Client) client.Client { return struct{ client.Client }{c} }
+
+// A client traced beneath another wrapper is recognised, through the options every wrapper
+// passes on: wrapping it again traces nothing twice, not a call that reaches a node nor one
+// that reaches none.
+func TestWrappingATracedClientBeneathAnotherWrapperTracesOnce(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	startUserServer(t, reg, &stubUsers{})
+	opts, rec, _ := recorded()
+	c := NewClientWrapper(opts...)(passThrough(newTracedClient(opts, reg, broker.NewMemoryBroker())))
+	if err := getUser(context.Background(), c, 7); err != nil {
+		t.Fatal(err)
+	}
+	onlySpan(t, rec)
+
+	opts, rec, _ = recorded()
+	c = NewClientWrapper(opts...)(passThrough(newTracedClient(opts, registry.NewMemoryRegistry(), broker.NewMemoryBroker())))
+	if err := getUser(context.Background(), c, 7); merrors.FromError(err).Code != 500 {
+		t.Fatalf("err = %v, want 500 service not found", err)
+	}
+	onlySpan(t, rec)
+}
+
+// NewClientWrapper installs its call wrapper on the client it wraps, as its documentation says:
+// calls made on that client itself are traced per attempt, without the candidates.
+func TestCallsOnTheWrappedClientItselfAreTracedPerAttempt(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	startUserServer(t, reg, &stubUsers{})
+	opts, rec, _ := recorded()
+	inner := client.NewClient(client.Registry(reg), client.ContentType("application/protobuf"))
+	NewClientWrapper(opts...)(inner)
+	if err := getUser(context.Background(), inner, 7); err != nil {
+		t.Fatal(err)
+	}
+	s := onlySpan(t, rec)
+	if s.Name() != getUserMethod || s.SpanKind() != trace.SpanKindClient {
+		t.Errorf("span %q kind %v, want %s CLIENT", s.Name(), s.SpanKind(), getUserMethod)
+	}
+	checkAttrs(t, s, map[attribute.Key]string{"server.address": "127.0.0.1"})
+	checkAbsent(t, s, candidates)
 }

@@ -1,7 +1,12 @@
 package wrapper
 
 import (
+	"context"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -16,6 +21,15 @@ type config struct {
 	consumerGroup    string
 	producerAsParent bool
 
+	// Unset (nil), as they are by default, they cost a comparison per request.
+	clientFilter  func(context.Context, client.Request) bool
+	serverFilter  func(context.Context, server.Request) bool
+	messageFilter func(context.Context, string) bool
+	public        func(context.Context, server.Request) bool
+	// Folded into what is built once per method and topic, so they cost nothing per request.
+	spanAttrs   []attribute.KeyValue
+	metricAttrs []attribute.KeyValue
+
 	tracer  trace.Tracer
 	metrics instruments
 	// fields are the propagator's keys, resolved once: every outbound call removes them from
@@ -23,7 +37,8 @@ type config struct {
 	fields []string
 }
 
-// Option configures the wrappers.
+// Option configures the wrappers. Every wrapper takes every option; the ones that concern
+// another kind of wrapper (WithPublicEndpoint for a client) are ignored.
 type Option interface{ apply(*config) }
 
 type optionFunc func(*config)
@@ -46,9 +61,17 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })
 }
 
-// WithMessagingSystem names the broker for messaging.system ("nats", "kafka"...). Default: the
-// client's broker name for publishing; for subscribing, go-micro's default broker name, as a
-// subscriber wrapper cannot see which broker delivered the message.
+// defaultMessagingSystem is messaging.system on the CONSUMER spans of a subscriber wrapper
+// that was not told which broker delivers its messages, which it cannot see: the messaging
+// layer it does see, go-micro's broker interface. Not go-micro's default broker: a service
+// that uses another one sets it on its server, not there.
+const defaultMessagingSystem = "go_micro"
+
+// WithMessagingSystem names the broker for messaging.system: its String() ("nats",
+// "memory"...), or the conventions' name for it ("kafka", "rabbitmq"...). Give it to the
+// subscriber wrapper, which cannot see the broker and otherwise records "go_micro". The client
+// wrapper records the name of its client's broker unless
+// given one.
 func WithMessagingSystem(system string) Option {
 	return optionFunc(func(c *config) { c.messagingSystem = system })
 }
@@ -62,6 +85,59 @@ func WithConsumerGroup(queue string) Option {
 // default) or the root of a new trace; it links to the producer either way.
 func WithProducerAsParent(enabled bool) Option {
 	return optionFunc(func(c *config) { c.producerAsParent = enabled })
+}
+
+// WithClientFilter chooses the calls the client wrapper traces: a call for which filter
+// returns false gets no span and no metric, on any of its attempts. Its metadata still carries
+// the active span's context, so a service it calls continues the trace. filter runs once per
+// call, before the call; ctx is the caller's. Default: every call is traced.
+func WithClientFilter(filter func(ctx context.Context, req client.Request) bool) Option {
+	return optionFunc(func(c *config) { c.clientFilter = filter })
+}
+
+// WithServerFilter chooses the requests the handler wrapper traces (leave out health checks,
+// say): a request for which filter returns false gets no span and no metric. The caller's trace
+// context is still read, so the calls its handler makes continue the caller's trace. ctx is the
+// request's context as go-micro hands it to the handler. Default: every request is traced.
+func WithServerFilter(filter func(ctx context.Context, req server.Request) bool) Option {
+	return optionFunc(func(c *config) { c.serverFilter = filter })
+}
+
+// WithMessageFilter chooses the topics whose messages are traced, by the client wrapper when
+// it publishes and by the subscriber wrapper when it processes: a message for which filter
+// returns false gets no span and no metric. Trace context still goes out with it and is read
+// from it. ctx is the publisher's context, or the message's as go-micro delivers it. Default:
+// every message is traced.
+func WithMessageFilter(filter func(ctx context.Context, topic string) bool) Option {
+	return optionFunc(func(c *config) { c.messageFilter = filter })
+}
+
+// WithSpanAttributes adds attrs to every span the wrappers start. They describe the wrapper
+// (a deployment, a tenant of its own), not a request: they are fixed once. They cannot replace
+// an attribute of the conventions: on a shared key the wrapper's own value is kept.
+func WithSpanAttributes(attrs ...attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.spanAttrs = append(c.spanAttrs, attrs...) })
+}
+
+// WithMetricAttributes adds attrs to every measurement the wrappers record, on the same terms
+// as WithSpanAttributes. Every distinct set is a time series of its own: keep them few.
+func WithMetricAttributes(attrs ...attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.metricAttrs = append(c.metricAttrs, attrs...) })
+}
+
+// WithPublicEndpoint makes the handler wrapper treat every caller as untrusted, as a service
+// that faces the internet should: a request's SERVER span starts a new trace, with its own
+// sampling decision, and links to the caller's span instead of continuing its trace. Baggage
+// is still read.
+func WithPublicEndpoint() Option {
+	return WithPublicEndpointFn(func(context.Context, server.Request) bool { return true })
+}
+
+// WithPublicEndpointFn is WithPublicEndpoint for the requests for which public returns true,
+// for a service that serves both the internet and its peers. It runs once per request, before
+// the span starts; ctx is the request's context, with the caller's trace context read.
+func WithPublicEndpointFn(public func(ctx context.Context, req server.Request) bool) Option {
+	return optionFunc(func(c *config) { c.public = public })
 }
 
 func newConfig(opts []Option) *config {
@@ -78,7 +154,7 @@ func newConfig(opts []Option) *config {
 	if c.propagator == nil {
 		c.propagator = otel.GetTextMapPropagator()
 	}
-	c.tracer = c.tracerProvider.Tracer(ScopeName, trace.WithInstrumentationVersion(Version()))
+	c.tracer = c.tracerProvider.Tracer(ScopeName, trace.WithInstrumentationVersion(Version))
 	c.metrics = newInstruments(c.meterProvider)
 	c.fields = c.propagator.Fields()
 	return c

@@ -1,11 +1,15 @@
 // Package wrapper traces go-micro v4 clients, handlers, publishers and subscribers with
-// OpenTelemetry, following the RPC and messaging semantic conventions (semconv v1.43).
+// OpenTelemetry, following the RPC and messaging semantic conventions (semconv v1.43), and
+// records their duration and message metrics.
 //
-// Install one client wrapper and two server wrappers:
+// Install one client wrapper and two server wrappers (Example shows a whole service):
 //
 //	micro.WrapClient(wrapper.NewClientWrapper(opts...)),
 //	micro.WrapHandler(wrapper.NewHandlerWrapper(opts...)),
 //	micro.WrapSubscriber(wrapper.NewSubscriberWrapper(opts...)),
+//
+// The package imports nothing else of the module it lives in, and its tests neither: it can be
+// copied into another go-micro service as it is.
 //
 // Spans:
 //
@@ -16,14 +20,17 @@
 //     go_micro.selector.candidates (how many nodes the selector chose it from, after the
 //     caller's own selector filters). Each retry the client's retry policy allows is an attempt,
 //     and a span, of its own; a call that fails before any node is tried (service not found)
-//     still gets a CLIENT span, without an address, carrying the error.
+//     still gets a CLIENT span, without an address, carrying the error. For spans per attempt,
+//     NewClientWrapper installs a call wrapper on the client it wraps: see its documentation.
 //   - Every handled request is a SERVER span with the same name, server.address/server.port of
 //     the listener and network.peer.address/network.peer.port of the caller.
 //   - Publishing is a PRODUCER span "send <topic>", processing a CONSUMER span
 //     "process <topic>", with messaging.system, messaging.operation.type/name,
 //     messaging.destination.name, messaging.message.id (the id the publisher gave the message
 //     in MessageIDHeader; on the consumer, else go-micro's own) and, on the consumer,
-//     messaging.consumer.group.name.
+//     messaging.consumer.group.name. messaging.system is the name of the client's broker on a
+//     PRODUCER span; a subscriber wrapper cannot see its broker, so name it with
+//     WithMessagingSystem, or the CONSUMER spans say "go_micro".
 //
 // Outcome: a failed call sets error.type and rpc.response.status_code to the go-micro error
 // code ("404", "500"...), or error.type to the Go error type for errors that carry no code.
@@ -36,7 +43,17 @@
 // keeps the event inside the trace of the request that caused it. WithProducerAsParent(false)
 // starts a new trace per message that only links to the producer.
 //
+// Options beyond the providers: WithClientFilter, WithServerFilter and WithMessageFilter leave
+// requests and messages out (health checks, say), still passing their trace context on;
+// WithSpanAttributes and WithMetricAttributes add attributes of the user's to every span and
+// measurement; WithPublicEndpoint and WithPublicEndpointFn make a SERVER span start a new trace
+// linked to the caller's, for callers that are not trusted. Unset, they cost nothing.
+//
 // Propagation: see carrier.go, the one place where trace context enters and leaves go-micro
-// metadata. Published events carry only the propagation fields, never the inbound request's
-// headers. Streams are passed through untraced.
+// metadata, a transport's headers (MetadataFromHeader, HeaderFromMetadata) and a stored
+// context (Inject and Extract, for an event published later). Published events carry only the
+// propagation fields, never the inbound request's headers. Streams are passed through
+// untraced.
+//
+// ErrorOf reads the go-micro error an error carries, whatever form it took on the way.
 package wrapper

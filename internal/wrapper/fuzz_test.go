@@ -11,8 +11,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-
-	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
 // FuzzCarrier checks MetadataCarrier with arbitrary keys and values, and the handler wrapper with
@@ -34,6 +32,7 @@ func FuzzCarrier(f *testing.F) {
 		WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
 	}
 	cfg := newConfig(opts)
+	getUserRequest := protoMessage(f, "user.GetUserRequest")
 	f.Fuzz(func(t *testing.T, key, value, other, traceparent, tracestate, bag string) {
 		c := MetadataCarrier{other: "o"}
 		c.Set(key, value)
@@ -67,7 +66,7 @@ func FuzzCarrier(f *testing.F) {
 			}
 			return nil
 		})
-		if err := h(context.Background(), fakeRequest("User.GetUser", &userpb.GetUserRequest{}, header), nil); err != nil {
+		if err := h(context.Background(), fakeRequest("User.GetUser", getUserRequest, header), nil); err != nil {
 			t.Fatal(err)
 		}
 		if !sp.SpanContext().IsValid() {

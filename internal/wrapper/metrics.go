@@ -23,7 +23,7 @@ type instruments struct {
 }
 
 func newInstruments(mp metric.MeterProvider) instruments {
-	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version()))
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
 	// The constructors fall back to no-op instruments on error; the SDK's error handler hears why.
 	client, err1 := rpcconv.NewClientCallDuration(m)
 	server, err2 := rpcconv.NewServerCallDuration(m)
@@ -41,28 +41,30 @@ func newInstruments(mp metric.MeterProvider) instruments {
 // their duration histograms.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// measured is an attribute set with its measurement option built once: recording a success
-// allocates nothing.
+// measured is an attribute set with its measurement options built once: recording a success
+// allocates nothing, not even the slice of options a variadic call would make.
 type measured struct {
-	set attribute.Set
-	opt metric.MeasurementOption
+	set    attribute.Set
+	record []metric.RecordOption
+	add    []metric.AddOption
 }
 
 func newMeasured(kvs ...attribute.KeyValue) measured {
 	set := attribute.NewSet(kvs...)
-	return measured{set: set, opt: metric.WithAttributeSet(set)}
+	opt := metric.WithAttributeSet(set)
+	return measured{set: set, record: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
 }
 
 // withOutcome is base with the error attributes of a failure added; base itself on success.
-func withOutcome(base measured, errAttrs []attribute.KeyValue) metric.MeasurementOption {
+func withOutcome(base measured, errAttrs []attribute.KeyValue) measured {
 	if len(errAttrs) == 0 {
-		return base.opt
+		return base
 	}
-	return metric.WithAttributeSet(attribute.NewSet(append(base.set.ToSlice(), errAttrs...)...))
+	return newMeasured(append(base.set.ToSlice(), errAttrs...)...)
 }
 
 func recordDuration(ctx context.Context, h metric.Float64Histogram, start time.Time, base measured, errAttrs []attribute.KeyValue) {
 	if h.Enabled(ctx) {
-		h.Record(ctx, time.Since(start).Seconds(), withOutcome(base, errAttrs))
+		h.Record(ctx, time.Since(start).Seconds(), withOutcome(base, errAttrs).record...)
 	}
 }

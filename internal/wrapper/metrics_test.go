@@ -12,13 +12,17 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-
-	userpb "github.com/go-micro-otel/reference/proto/user"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // metered returns wrapper options that record spans and metrics, and the metrics reader.
 func metered() ([]Option, *sdkmetric.ManualReader) {
 	opts, _, _ := recorded()
+	return withMetrics(opts)
+}
+
+// withMetrics returns opts with a meter provider that records, and its reader.
+func withMetrics(opts []Option) ([]Option, *sdkmetric.ManualReader) {
 	reader := sdkmetric.NewManualReader()
 	return append(opts, WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))), reader
 }
@@ -58,7 +62,7 @@ func TestServerDurationByOutcome(t *testing.T) {
 		}
 		return nil
 	})
-	req := fakeRequest("User.CreateUser", &userpb.CreateUserRequest{}, inboundHeader())
+	req := fakeRequest("User.CreateUser", protoMessage(t, "user.CreateUserRequest"), inboundHeader())
 	for _, f := range []bool{false, false, true} {
 		fail = f
 		_ = h(inbound(), req, nil)
@@ -84,20 +88,17 @@ func TestServerDurationByOutcome(t *testing.T) {
 func TestClientAndMessagingMetrics(t *testing.T) {
 	reg := registry.NewMemoryRegistry()
 	startUserServer(t, reg, &stubUsers{})
-	b := broker.NewMemoryBroker()
-	if err := b.Connect(); err != nil {
-		t.Fatal(err)
-	}
+	b := connectedBroker(t)
 	opts, reader := metered()
 	c := newTracedClient(opts, reg, b)
-	if _, err := userpb.NewUserService("user.service", c).GetUser(context.Background(), &userpb.GetUserRequest{Id: 1}); err != nil {
+	if err := getUser(context.Background(), c, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Publish(context.Background(), c.NewMessage("user.created", &userpb.UserCreated{EventId: "e"})); err != nil {
+	if err := c.Publish(context.Background(), c.NewMessage("user.created", wrapperspb.String("e"))); err != nil {
 		t.Fatal(err)
 	}
 	call := metricNamed(t, reader, "rpc.client.call.duration").Data.(metricdata.Histogram[float64])
-	if len(call.DataPoints) != 1 || call.DataPoints[0].Count != 1 || attrsOf(call.DataPoints[0].Attributes)["rpc.method"] != "user.User/GetUser" {
+	if len(call.DataPoints) != 1 || call.DataPoints[0].Count != 1 || attrsOf(call.DataPoints[0].Attributes)["rpc.method"] != getUserMethod {
 		t.Errorf("rpc.client.call.duration %+v", call.DataPoints)
 	}
 	sent := metricNamed(t, reader, "messaging.client.sent.messages").Data.(metricdata.Sum[int64])
@@ -130,11 +131,11 @@ func TestEveryDurationIsInSecondsWithTheConventionsBuckets(t *testing.T) {
 	startUserServer(t, reg, &stubUsers{})
 	opts, reader := metered()
 	c := newTracedClient(opts, reg, broker.NewMemoryBroker())
-	if _, err := userpb.NewUserService("user.service", c).GetUser(context.Background(), &userpb.GetUserRequest{Id: 1}); err != nil {
+	if err := getUser(context.Background(), c, 1); err != nil {
 		t.Fatal(err)
 	}
 	h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return nil })
-	_ = h(inbound(), fakeRequest("User.GetUser", &userpb.GetUserRequest{}, inboundHeader()), nil)
+	_ = h(inbound(), fakeRequest("User.GetUser", protoMessage(t, "user.GetUserRequest"), inboundHeader()), nil)
 	sub := NewSubscriberWrapper(opts...)(func(context.Context, server.Message) error { return nil })
 	if err := sub(context.Background(), fakeMessage{topic: "user.created", header: map[string]string{}}); err != nil {
 		t.Fatal(err)

@@ -1,19 +1,18 @@
 package wrapper
 
 import (
-	"errors"
 	"net"
-	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
-	merrors "go-micro.dev/v4/errors"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // rpcSystem is the custom rpc.system.name for go-micro's RPC protocol.
@@ -30,35 +29,47 @@ var (
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
 	name    string                // span name and rpc.method: "user.User/CreateUser"
-	attrs   trace.SpanStartOption // rpc.system.name and rpc.method
+	kvs     []attribute.KeyValue  // the user's own span attributes, rpc.system.name and rpc.method
+	attrs   trace.SpanStartOption // the same, as a start option
 	metrics measured              // the same, for the duration metrics
 	// original is the endpoint the caller named, for a method the wrapper does not recognise.
 	original trace.SpanStartOption
+	// serverStart starts a SERVER span of the method: built once, so that starting one
+	// allocates no options.
+	serverStart []trace.SpanStartOption
+	// recognised methods are cached, and so may be what is derived from them.
+	recognised bool
 }
 
 // A method is recognised by its request: a protobuf message names the package the method
-// belongs to. Keys are the endpoint and the request's type, both fixed by the code that
-// registered or calls the method; a request that is not a protobuf message (a raw frame, or a
+// belongs to. Keys are the endpoint and the full name of the request's message type, both fixed
+// by the code that registered or calls the method (the name, not the Go type: every dynamicpb
+// message has the same Go type); a request that is not a protobuf message (a raw frame, or a
 // request refused before it was decoded) is described as _OTHER and never cached, so callers
 // cannot grow the cache with endpoints of their own making.
 type methodKey struct {
 	endpoint string
-	body     reflect.Type
+	message  protoreflect.FullName
 }
 
 // methods caches method descriptions so the hot path neither formats strings nor allocates
-// attribute slices.
+// attribute slices. Its zero value describes methods without extra attributes.
 type methods struct {
-	mu sync.RWMutex
-	m  map[methodKey]*method
+	mu    sync.RWMutex
+	m     map[methodKey]*method
+	extra extra  // set before the first lookup, by setExtra
+	other method // otherMethod with the extras; unset without them
 }
 
 // otherMethod describes every method the wrapper does not recognise, as the conventions ask:
 // rpc.method is _OTHER and the span is named after the RPC system.
-var otherMethod = func() method {
-	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod("_OTHER")}
-	return method{name: rpcSystem.Value.AsString(), attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
-}()
+var otherMethod = extra{}.method(rpcSystem.Value.AsString(), "_OTHER")
+
+// setExtra makes every method described carry e's attributes.
+func (ms *methods) setExtra(e extra) {
+	ms.extra = e
+	ms.other = e.method(otherMethod.name, "_OTHER")
+}
 
 // maxOriginal bounds the rpc.method_original a caller can put on a span.
 const maxOriginal = 128
@@ -66,23 +77,29 @@ const maxOriginal = 128
 func (ms *methods) lookup(endpoint string, body any) *method {
 	pm, ok := body.(proto.Message)
 	if !ok || pm == nil {
-		m := otherMethod
+		m := ms.other
+		if m.name == "" {
+			m = otherMethod
+		}
 		if len(endpoint) > maxOriginal {
 			endpoint = endpoint[:maxOriginal]
 		}
 		m.original = trace.WithAttributes(semconv.RPCMethodOriginal(strings.ToValidUTF8(endpoint, "?")))
+		m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
 		return &m
 	}
-	key := methodKey{endpoint, reflect.TypeOf(body)}
+	desc := pm.ProtoReflect().Descriptor()
+	key := methodKey{endpoint, desc.FullName()}
 	ms.mu.RLock()
 	m, ok := ms.m[key]
 	ms.mu.RUnlock()
 	if ok {
 		return m
 	}
-	name := rpcMethod(endpoint, pm)
-	kvs := []attribute.KeyValue{rpcSystem, semconv.RPCMethod(name)}
-	m = &method{name: name, attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...), original: noOption}
+	name := rpcMethod(endpoint, desc)
+	described := ms.extra.method(name, name)
+	described.recognised = true
+	m = &described
 	ms.mu.Lock()
 	if ms.m == nil {
 		ms.m = make(map[methodKey]*method)
@@ -92,21 +109,43 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 	return m
 }
 
+// extra are the attributes the user adds to every span (WithSpanAttributes) and every
+// measurement (WithMetricAttributes).
+type extra struct{ span, metric []attribute.KeyValue }
+
+func (c *config) extra() extra { return extra{c.spanAttrs, c.metricAttrs} }
+
+// describe returns kvs with the extra attributes: for spans, as attributes and as a start
+// option, and as a measurement's attributes. The extras come first: on a shared key, the last
+// value is the one kept.
+func (e extra) describe(kvs []attribute.KeyValue) ([]attribute.KeyValue, trace.SpanStartOption, measured) {
+	span := slices.Concat(e.span, kvs)
+	return span, trace.WithAttributes(span...), newMeasured(slices.Concat(e.metric, kvs)...)
+}
+
+// method describes a method whose spans are called spanName, with rpc.method rpcMethod.
+func (e extra) method(spanName, rpcMethod string) method {
+	kvs, attrs, metrics := e.describe([]attribute.KeyValue{rpcSystem, semconv.RPCMethod(rpcMethod)})
+	return method{name: spanName, kvs: kvs, attrs: attrs, metrics: metrics, original: noOption,
+		serverStart: []trace.SpanStartOption{kindServer, attrs, noOption}}
+}
+
 // noOption is a start option that changes nothing, so that a recognised method's spans start
 // with the same options as others.
 var noOption = trace.WithAttributes()
 
-// cache keeps what is derived from a string (a node address, a topic), so that the hot path
-// neither parses nor allocates. Keys come from the registry and the code, but a long-running
-// client sees nodes come and go, so the cache starts over past a bound.
-type cache[V any] struct {
+// cache keeps what is derived from a key (a node, a topic, a connection's addresses), so
+// that the hot path neither parses nor allocates. Keys come from the registry, the code and
+// the connections, but a long-running process sees nodes and connections come and go, so the
+// cache starts over past a bound.
+type cache[K comparable, V any] struct {
 	mu sync.RWMutex
-	m  map[string]V
+	m  map[K]V
 }
 
 const cacheSize = 1024
 
-func (c *cache[V]) get(key string, build func(string) V) V {
+func (c *cache[K, V]) get(key K, build func(K) V) V {
 	c.mu.RLock()
 	o, ok := c.m[key]
 	c.mu.RUnlock()
@@ -116,7 +155,7 @@ func (c *cache[V]) get(key string, build func(string) V) V {
 	o = build(key)
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= cacheSize {
-		c.m = make(map[string]V)
+		c.m = make(map[K]V)
 	}
 	c.m[key] = o
 	c.mu.Unlock()
@@ -124,13 +163,13 @@ func (c *cache[V]) get(key string, build func(string) V) V {
 }
 
 // rpcMethod turns a go-micro endpoint ("User.CreateUser") into the fully qualified method of
-// the conventions ("user.User/CreateUser"), taking the package from the proto request type.
-func rpcMethod(endpoint string, body proto.Message) string {
+// the conventions ("user.User/CreateUser"), taking the package from the request's message type.
+func rpcMethod(endpoint string, request protoreflect.MessageDescriptor) string {
 	svc, fn, ok := strings.Cut(endpoint, ".")
 	if !ok {
 		return endpoint
 	}
-	if pkg := body.ProtoReflect().Descriptor().ParentFile().Package(); pkg != "" {
+	if pkg := request.ParentFile().Package(); pkg != "" {
 		return string(pkg) + "." + svc + "/" + fn
 	}
 	return svc + "/" + fn
@@ -160,12 +199,7 @@ type outcome struct {
 }
 
 func classify(err error) outcome {
-	var me *merrors.Error
-	if !errors.As(err, &me) {
-		// A client attempt sees the server's error as its JSON text; Call parses it later.
-		me = merrors.Parse(err.Error())
-	}
-	if me.Code != 0 {
+	if me := ErrorOf(err); me != nil && me.Code != 0 {
 		return outcome{code: me.Code, errorType: strconv.Itoa(int(me.Code)), message: me.Detail}
 	}
 	return outcome{errorType: semconv.ErrorType(err).Value.AsString(), message: err.Error()}
@@ -211,8 +245,9 @@ type topic struct {
 	metrics measured
 }
 
-func newTopic(kvs []attribute.KeyValue) topic {
-	return topic{attrs: trace.WithAttributes(kvs...), metrics: newMeasured(kvs...)}
+func (e extra) topic(kvs []attribute.KeyValue) topic {
+	_, attrs, metrics := e.describe(kvs)
+	return topic{attrs: attrs, metrics: metrics}
 }
 
 // messagingAttrs are the attributes every span of one operation on one topic shares.

@@ -4,31 +4,42 @@ import (
 	"context"
 	"time"
 
-	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport/headers"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// NewHandlerWrapper traces every handled request as a SERVER span.
+// NewHandlerWrapper traces every handled request as a SERVER span, the child of the caller's
+// span (see WithPublicEndpoint for callers that are not trusted).
 func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 	cfg := newConfig(opts)
 	// go-micro applies handler wrappers per request: state shared across requests lives here.
 	ms := &methods{}
+	ms.setExtra(cfg.extra())
+	conns := &cache[[2]string, []attribute.KeyValue]{}
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			// The request's own header map holds the trace context: no copy of the metadata.
-			start := time.Now()
 			header := req.Header()
+			if f := cfg.serverFilter; f != nil && !f(ctx, req) {
+				return next(cfg.incoming(ctx, header), req, rsp)
+			}
+			start := time.Now()
 			m := ms.lookup(req.Endpoint(), req.Body())
-			ctx, span := cfg.tracer.Start(cfg.incoming(ctx, header), m.name, kindServer, m.attrs, m.original)
+			ctx = cfg.incoming(ctx, header)
+			var span trace.Span
+			if cfg.public != nil && cfg.public(ctx, req) {
+				ctx, span = cfg.tracer.Start(ctx, m.name, kindServer, m.attrs, m.original, trace.WithNewRoot(), linkToCaller(ctx))
+			} else {
+				ctx, span = cfg.tracer.Start(ctx, m.name, m.serverStart...)
+			}
 			if span.IsRecording() {
 				local, remote := addresses(ctx, header)
-				span.SetAttributes(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, local)...)
-				span.SetAttributes(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, remote)...)
+				span.SetAttributes(conns.get([2]string{local, remote}, connAttrs)...)
 			}
 			defer endOnPanic(span)
 			err := next(ctx, req, rsp)
@@ -36,6 +47,20 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 			return err
 		}
 	}
+}
+
+// connAttrs are the attributes of a connection's two ends: local and remote address.
+func connAttrs(ends [2]string) []attribute.KeyValue {
+	return append(hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, ends[0]),
+		hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, ends[1])...)
+}
+
+// linkToCaller links a span to the caller's span in ctx, if there is one.
+func linkToCaller(ctx context.Context) trace.SpanStartOption {
+	if caller := trace.SpanContextFromContext(ctx); caller.IsValid() && caller.IsRemote() {
+		return trace.WithLinks(trace.Link{SpanContext: caller})
+	}
+	return noOption
 }
 
 // addresses are the two ends of a request's connection, "Local" and "Remote": in the request's
@@ -52,23 +77,29 @@ func addresses(ctx context.Context, header map[string]string) (local, remote str
 
 // NewSubscriberWrapper traces every processed message as a CONSUMER span linked to the span
 // that published it (and, by default, its child: see WithProducerAsParent).
+//
+// A subscriber wrapper cannot see the broker that delivers its messages: name it with
+// WithMessagingSystem (your broker's String()), or messaging.system is "go_micro".
 func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 	cfg := newConfig(opts)
 	if cfg.messagingSystem == "" {
-		cfg.messagingSystem = broker.DefaultBroker.String()
+		cfg.messagingSystem = defaultMessagingSystem
 	}
-	topics := &cache[topic]{}
+	topics := &cache[string, topic]{}
 	return func(next server.SubscriberFunc) server.SubscriberFunc {
 		return func(ctx context.Context, msg server.Message) error {
-			start := time.Now()
 			header := msg.Header()
+			if f := cfg.messageFilter; f != nil && !f(ctx, msg.Topic()) {
+				return next(cfg.incoming(ctx, header), msg)
+			}
+			start := time.Now()
 			ctx = cfg.incoming(ctx, header)
 			tp := topics.get(msg.Topic(), func(name string) topic {
 				kvs := messagingAttrs(cfg.messagingSystem, name, false)
 				if cfg.consumerGroup != "" {
 					kvs = append(kvs, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
 				}
-				return newTopic(kvs)
+				return cfg.extra().topic(kvs)
 			})
 			startOpts := make([]trace.SpanStartOption, 0, 5)
 			startOpts = append(startOpts, kindConsumer, tp.attrs)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"go-micro.dev/v4/broker"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
@@ -14,8 +16,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	userpb "github.com/go-micro-otel/reference/proto/user"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // inboundHeader is a request's transport headers as go-micro's HTTP transport delivers them.
@@ -39,7 +40,7 @@ func TestHandlerSpanFollowsRPCConventions(t *testing.T) {
 		inHandler = trace.SpanContextFromContext(ctx)
 		return nil
 	})
-	req := fakeRequest("User.GetUser", &userpb.GetUserRequest{}, inboundHeader())
+	req := fakeRequest("User.GetUser", protoMessage(t, "user.GetUserRequest"), inboundHeader())
 	if err := h(inbound(), req, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestHandlerSpanRecordsErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts, rec, _ := recorded()
 			h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return tc.err })
-			err := h(inbound(), fakeRequest("User.CreateUser", &userpb.CreateUserRequest{}, inboundHeader()), nil)
+			err := h(inbound(), fakeRequest("User.CreateUser", protoMessage(t, "user.CreateUserRequest"), inboundHeader()), nil)
 			if err != tc.err {
 				t.Fatalf("wrapper changed the error: %v", err)
 			}
@@ -146,13 +147,32 @@ func TestMethodCacheHoldsOnlyRecognisedMethods(t *testing.T) {
 		ms.lookup(fmt.Sprintf("User.M%d", i), nil)
 		ms.lookup(fmt.Sprintf("User.M%d", i), []byte("not a protobuf message"))
 	}
-	ms.lookup("User.GetUser", &userpb.GetUserRequest{})
-	ms.lookup("User.GetUser", &userpb.GetUserRequest{})
+	ms.lookup("User.GetUser", protoMessage(t, "user.GetUserRequest"))
+	ms.lookup("User.GetUser", protoMessage(t, "user.GetUserRequest"))
 	if len(ms.m) != 1 {
 		t.Errorf("%d methods cached, want 1", len(ms.m))
 	}
-	if got := rpcMethod("odd", &userpb.GetUserRequest{}); got != "odd" {
+	if got := rpcMethod("odd", protoMessage(t, "user.GetUserRequest").ProtoReflect().Descriptor()); got != "odd" {
 		t.Errorf("rpcMethod = %q", got)
+	}
+}
+
+// The package of a method is its request's: requests of two packages on one endpoint are two
+// methods, even when both are dynamic messages, which share one Go type.
+func TestMethodTakesItsPackageFromTheRequestsMessageType(t *testing.T) {
+	opts, rec, _ := recorded()
+	h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return nil })
+	for _, name := range []protoreflect.FullName{"user.GetRequest", "billing.v1.GetRequest", "user.GetRequest"} {
+		if err := h(inbound(), fakeRequest("User.Get", protoMessage(t, name), inboundHeader()), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, s := range rec.Ended() {
+		got = append(got, s.Name())
+	}
+	if want := []string{"user.User/Get", "billing.v1.User/Get", "user.User/Get"}; !slices.Equal(got, want) {
+		t.Errorf("spans %q, want %q", got, want)
 	}
 }
 
@@ -201,6 +221,20 @@ func TestSubscriberSpanFallsBackToGoMicrosMessageID(t *testing.T) {
 	checkAttrs(t, onlySpan(t, rec), map[attribute.Key]string{"messaging.message.id": "m-7"})
 }
 
+// A subscriber wrapper cannot see its broker; go-micro's default broker is not it either (a
+// service sets its own on its server): without WithMessagingSystem the system is go_micro.
+func TestSubscriberSpanDoesNotNameGoMicrosDefaultBroker(t *testing.T) {
+	saved := broker.DefaultBroker
+	broker.DefaultBroker = broker.NewMemoryBroker()
+	t.Cleanup(func() { broker.DefaultBroker = saved })
+	opts, rec, _ := recorded()
+	sub := NewSubscriberWrapper(opts...)(func(context.Context, server.Message) error { return nil })
+	if err := sub(context.Background(), fakeMessage{topic: "user.created", header: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	checkAttrs(t, onlySpan(t, rec), map[attribute.Key]string{"messaging.system": "go_micro"})
+}
+
 func TestSubscriberSpanCanStartANewTrace(t *testing.T) {
 	opts, rec, _ := recorded()
 	opts = append(opts, WithProducerAsParent(false))
@@ -221,5 +255,5 @@ func TestSubscriberSpanCanStartANewTrace(t *testing.T) {
 	if s.Status().Code != codes.Error {
 		t.Errorf("status %v, want Error", s.Status())
 	}
-	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "messaging.system": "http"})
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "messaging.system": "go_micro"})
 }

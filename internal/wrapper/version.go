@@ -1,7 +1,8 @@
 package wrapper
 
-// ScopeName is the instrumentation scope of every span this package starts.
-const ScopeName = "github.com/go-micro-otel/reference/internal/wrapper"
+// ScopeName is the instrumentation scope of every span and metric this package records. It
+// names the package as a user of it knows it, not where this repository keeps it.
+const ScopeName = "github.com/go-micro-otel/reference/wrapper"
 
 // Version is the instrumentation version reported with ScopeName.
-func Version() string { return "0.1.0" }
+const Version = "0.2.0"

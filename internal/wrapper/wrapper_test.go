@@ -9,9 +9,16 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/go-micro-otel/reference/internal/testenv"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
+
+// The tests import nothing else of this module (TestImportsNothingElseOfTheModule): their
+// requests and messages are their own, or protobuf's well-known types where go-micro needs
+// a Go type (a handler's arguments).
 
 // recorded returns wrapper options that record spans, and the recorder.
 func recorded() ([]Option, *tracetest.SpanRecorder, *sdktrace.TracerProvider) {
@@ -68,10 +75,43 @@ func remoteParent(t *testing.T) trace.SpanContext {
 
 const remoteTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
+// request is a go-micro server request as a handler wrapper sees it.
+type request struct {
+	service, endpoint string
+	body              any               // the decoded request
+	header            map[string]string // the transport headers
+}
+
+func (r request) Service() string           { return r.service }
+func (r request) Method() string            { return r.endpoint }
+func (r request) Endpoint() string          { return r.endpoint }
+func (r request) ContentType() string       { return "application/protobuf" }
+func (r request) Header() map[string]string { return r.header }
+func (r request) Body() interface{}         { return r.body }
+func (r request) Read() ([]byte, error)     { return nil, nil }
+func (r request) Codec() codec.Reader       { return nil }
+func (r request) Stream() bool              { return false }
+
 // fakeRequest is a request to user.service carrying body, with the transport headers go-micro's
 // request would have.
-func fakeRequest(endpoint string, body any, header map[string]string) testenv.Request {
-	return testenv.Request{ServiceName: "user.service", EndpointName: endpoint, Payload: body, Headers: header}
+func fakeRequest(endpoint string, body any, header map[string]string) request {
+	return request{service: "user.service", endpoint: endpoint, body: body, header: header}
+}
+
+// protoMessage returns an empty message of type name ("user.GetUserRequest"), declared in a
+// proto file of its package: the package the wrapper names methods after.
+func protoMessage(t testing.TB, name protoreflect.FullName) proto.Message {
+	t.Helper()
+	fd, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:        proto.String(string(name) + ".proto"),
+		Package:     proto.String(string(name.Parent())),
+		Syntax:      proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String(string(name.Name()))}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dynamicpb.NewMessage(fd.Messages().Get(0))
 }
 
 type fakeMessage struct {
