@@ -19,10 +19,11 @@ ALLTAGS := e2e,$(BENCHTAGS)
 # otherwise (deploy/native); STACK=native or STACK=compose chooses.
 STACK ?= $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && echo compose || echo native)
 # Settings: the shell's, over deploy/.env's (yours, optional), over deploy/stack.env's, in both
-# stacks; STACK_LOCAL_ENV names another file than deploy/.env (native/stack.sh reads it too).
+# stacks; STACK_LOCAL_ENV names another file than deploy/.env (cmd/stack reads it too).
 STACK_LOCAL_ENV ?= deploy/.env
 COMPOSE := docker compose -f deploy/docker-compose.yaml --env-file deploy/stack.env $(if $(wildcard $(STACK_LOCAL_ENV)),--env-file $(STACK_LOCAL_ENV))
-NATIVE  := deploy/native/stack.sh
+# The native stack's supervisor (internal/stack).
+NATIVE  := go run ./cmd/stack
 
 .PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke bench-overhead bench-profile compose-smoke script-tests need-postgres need-curl-jq need-docker
 
@@ -50,8 +51,8 @@ proto-check: $(TOOLS) $(BUF) ## Fail if the committed generated code is stale.
 need-postgres:
 	@scripts/need.sh "the PostgreSQL tests" initdb postgresql '/usr/lib/postgresql/*/bin/initdb'
 need-curl-jq:
-	@scripts/need.sh "the native stack" curl curl
-	@scripts/need.sh "the native stack" jq jq
+	@scripts/need.sh "make compose-smoke" curl curl
+	@scripts/need.sh "make compose-smoke" jq jq
 need-docker:
 	@scripts/need.sh "make compose-smoke" dockerd docker.io
 	@scripts/need.sh "make compose-smoke's images" busybox busybox-static
@@ -79,7 +80,7 @@ fuzz-smoke: ## Each fuzz target for a few seconds (FUZZTIME, default 10s).
 	go test -run '^$$' -fuzz '^FuzzValidateOrder$$' -fuzztime $(FUZZTIME) ./internal/handler
 	go test -run '^$$' -fuzz '^FuzzCarrier$$' -fuzztime $(FUZZTIME) ./internal/wrapper
 
-native-tools: need-curl-jq ## Build Consul, NATS, the collector, Jaeger and etcd into the cache (first time: 8-25 min).
+native-tools: ## Build Consul, NATS, the collector, Jaeger and etcd into the cache (first time: 8-25 min).
 	deploy/native/build.sh all
 
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
@@ -88,11 +89,11 @@ e2e: native-tools ## Start the native stack from scratch, run the demo, check th
 chaos: native-tools ## Fault tests on the native stack (~10 min); figures in run/chaos/report.md.
 	go test -tags e2e -count=1 -timeout 40m -v -run TestChaos ./e2e/
 
-bench: native-tools ## What tracing costs, four modes side by side under load (~7 min); table in run/bench/.
-	scripts/bench.sh
+bench: native-tools ## What tracing costs on the native stack: four modes, services pinned apart, 5 rounds (~9 min; BENCH_* settings, see cmd/loadgen/bench.go); table in run/bench/
+	go run ./cmd/loadgen bench
 
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
-	scripts/bench.sh --smoke
+	go run ./cmd/loadgen bench -smoke
 
 bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four modes, 10 interleaved rounds, benchstat (~7 min).
 	scripts/bench-overhead.sh
@@ -100,7 +101,7 @@ bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four
 bench-profile: $(TOOLS) ## One round of bench-overhead with CPU profiles, and each traced mode's difference from none.
 	scripts/bench-overhead.sh --profile
 
-compose-smoke: need-docker native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
+compose-smoke: need-docker need-curl-jq native-tools ## The compose stack on a real Docker engine, images built here (needs dockerd: Debian's docker.io).
 	deploy/compose-smoke/smoke.sh
 
 # --no-recreate: a running stack keeps the settings it started with, as the native one does.
@@ -109,10 +110,6 @@ ifeq ($(STACK),compose)
 	$(COMPOSE) up -d --build --wait --no-recreate
 else
 	$(NATIVE) up
-endif
-
-ifeq ($(STACK),native)
-up: need-curl-jq
 endif
 
 down: ## Stop everything `make up` started.
@@ -129,7 +126,7 @@ else
 	@$(NATIVE) status
 endif
 
-logs: ## The last lines of every log (native: `deploy/native/stack.sh logs NAME` follows one).
+logs: ## The last lines of every log (native: `go run ./cmd/stack logs NAME` follows one).
 ifeq ($(STACK),compose)
 	$(COMPOSE) logs --tail 30
 else
@@ -141,7 +138,7 @@ ifeq ($(STACK),compose)
 	$(COMPOSE) run --rm --build --no-deps user-client -trace-tree
 else
 	@go build -o run/bin/ ./cmd/user-client
-	@env $$($(NATIVE) env) run/bin/user-client -trace-tree
+	@$(NATIVE) exec run/bin/user-client -trace-tree
 endif
 
 test-short: ## Unit tests only, without the in-process stack.

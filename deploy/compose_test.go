@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/go-micro-otel/reference/internal/stack"
 )
 
 // composeCmd is one docker compose command of the Makefile.
@@ -105,7 +108,7 @@ func loadLikeCLI(c composeCmd, profiles ...string) (*types.Project, error) {
 }
 
 // inShell makes the test process's environment what a user's shell holds: none of the
-// variables the stacks read, then env. The compose loader and native/stack.sh read it.
+// variables the stacks read, then env. The compose loader and internal/stack read it.
 func inShell(t *testing.T, env map[string]string) {
 	t.Helper()
 	names := []string{"COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_DISABLE_ENV_FILE"}
@@ -148,15 +151,15 @@ func received(s types.ServiceConfig) map[string]string {
 	return env
 }
 
-// nativeServiceEnv is the environment native/stack.sh gives the services it starts, in the
-// test process's environment: what they inherit, under what `stack.sh env` prints.
+// nativeServiceEnv is the environment the native stack gives user.service, in the test
+// process's environment: what every component gets, under the service's own.
 func nativeServiceEnv(t *testing.T) map[string]string {
+	st := nativeStack(t)
 	env := map[string]string{}
-	for _, kv := range os.Environ() {
+	for _, kv := range append(st.Environ(), nativeComponent(t, "user-service").Launch(st).Env...) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	maps.Copy(env, nativeEnv(t))
 	return env
 }
 
@@ -267,6 +270,10 @@ func TestShellSettingsReachEveryContainer(t *testing.T) {
 			}
 			if got := received(p.Services["otel-collector"])["TAIL_SAMPLING_PERCENT"]; got != tc.tail {
 				t.Errorf("collector TAIL_SAMPLING_PERCENT=%q, want %q", got, tc.tail)
+			}
+			collector := nativeComponent(t, "otel-collector").Launch(nativeStack(t))
+			if got := parseEnv(t, strings.Join(collector.Env, "\n"))["TAIL_SAMPLING_PERCENT"]; got != tc.tail || (len(collector.Args) > 2) != (tc.tail != "") {
+				t.Errorf("native collector TAIL_SAMPLING_PERCENT=%q running %v, want %q", got, collector.Args, tc.tail)
 			}
 			for name, s := range p.Services {
 				for _, port := range s.Ports {
@@ -401,11 +408,9 @@ func TestStacksRefuseEmptyServerTokens(t *testing.T) {
 			if _, err := loadLikeCLI(subcommand(t, makeCompose(t, "up"), "up")); err == nil || !strings.Contains(err.Error(), name) {
 				t.Errorf("compose loaded with %s empty: %v", name, err)
 			}
-			cmd := exec.Command("bash", "native/stack.sh", "up")
-			cmd.Env = append(os.Environ(), "STACK_RUN_DIR="+t.TempDir())
-			out, err := cmd.CombinedOutput()
-			if err == nil || !strings.Contains(string(out), name+" is empty") {
-				t.Errorf("native/stack.sh up with %s empty: %v\n%s", name, err, out)
+			t.Setenv("STACK_RUN_DIR", t.TempDir())
+			if started, err := nativeStack(t).Up(t.Context()); err == nil || !strings.Contains(err.Error(), name+" is empty") || len(started) > 0 {
+				t.Errorf("the native stack's up with %s empty: started %v, %v", name, started, err)
 			}
 		})
 	}
@@ -482,32 +487,35 @@ func TestMakeUpWaitsForEveryPartHealthy(t *testing.T) {
 	}
 }
 
-// The README's port table says which ports compose publishes, and compose publishes only those.
-func TestREADMEPortTableMatchesCompose(t *testing.T) {
+// Compose publishes the ports internal/stack declares as published, for the same component,
+// and no other: the README's port table, which is that declaration's, says so.
+func TestComposePublishesTheDeclaredPorts(t *testing.T) {
 	p := loadCompose(t)
-	published := map[string]bool{}
-	for _, s := range p.Services {
-		for _, port := range s.Ports {
-			published[port.Published] = true
-		}
-	}
-	readme := read(t, "../README.md")
-	table := readme[strings.Index(readme, "| port | component |"):]
-	table = table[:strings.Index(table, "\n\n")]
-	listed := map[string]bool{}
-	for _, row := range strings.Split(table, "\n")[2:] {
-		cells := strings.Split(row, "|")
-		notPublished := strings.Contains(cells[2], "not published by compose")
-		for _, port := range regexp.MustCompile(`\d+`).FindAllString(cells[1], -1) {
-			listed[port] = true
-			if published[port] == notPublished {
-				t.Errorf("README port %s: says published %v, compose publishes it: %v", port, !notPublished, published[port])
+	declared := map[string][]string{} // by compose service
+	for _, c := range stack.Components() {
+		for _, port := range c.Ports {
+			if port.Published {
+				declared[c.Compose] = append(declared[c.Compose], strconv.Itoa(port.Number))
 			}
 		}
 	}
-	for port := range published {
-		if !listed[port] {
-			t.Errorf("compose publishes %s; the README's port table does not list it", port)
+	for svc, ports := range stack.ComposeOnly {
+		for _, port := range ports {
+			declared[svc] = append(declared[svc], strconv.Itoa(port.Number))
+		}
+	}
+	for name, s := range p.Services {
+		var published []string
+		for _, port := range s.Ports {
+			published = append(published, port.Published)
+			if strconv.Itoa(int(port.Target)) != port.Published {
+				t.Errorf("%s publishes its port %d as %s", name, port.Target, port.Published)
+			}
+		}
+		slices.Sort(published)
+		slices.Sort(declared[name])
+		if !slices.Equal(published, declared[name]) {
+			t.Errorf("compose %s publishes %v; internal/stack declares %v", name, published, declared[name])
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // Package deploy_test keeps the three ways of running the stack in step: docker compose, the
-// native processes of native/stack.sh, and the Kubernetes manifests. It is a module of its own
+// native processes of internal/stack (whose table it reads), and the Kubernetes manifests. It is a module of its own
 // so that the compose loader's dependencies stay out of the services' go.mod.
 package deploy_test
 
@@ -11,14 +11,19 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
+
+	"github.com/go-micro-otel/reference/internal/stack"
 )
 
 // loadCompose loads the compose file as `make demo` has docker compose load it, in a shell that
@@ -79,7 +84,8 @@ func TestComposeFileIsValid(t *testing.T) {
 // Both stacks run the same configuration files and give them the same variables.
 func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 	p := loadCompose(t)
-	script := read(t, "native/stack.sh")
+	t.Setenv("TAIL_SAMPLING_PERCENT", "10") // the collector runs otel-tail-sampling.yaml too
+	st := nativeStack(t)
 	for _, run := range []struct{ svc, file string }{
 		{"otel-collector", "otel-config.yaml"}, {"otel-collector", "otel-tail-sampling.yaml"}, {"jaeger", "jaeger-config.yaml"},
 	} {
@@ -91,15 +97,17 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 		if !mounted {
 			t.Errorf("compose %s does not mount %s", svc, file)
 		}
-		if !strings.Contains(script, "deploy/"+file) {
-			t.Errorf("native/stack.sh does not run deploy/%s", file)
+		native := nativeComponent(t, svc).Launch(st)
+		if !slices.Contains(native.Args, filepath.Join(st.Root, "deploy", file)) {
+			t.Errorf("the native %s runs %v, not deploy/%s", svc, native.Args, file)
 		}
+		env := parseEnv(t, strings.Join(native.Env, "\n"))
 		for _, name := range envRefs(t, file) {
 			if _, ok := p.Services[svc].Environment[name]; !ok {
 				t.Errorf("%s reads ${env:%s}; compose %s does not set it", file, name, svc)
 			}
-			if !strings.Contains(script, name+"=") {
-				t.Errorf("%s reads ${env:%s}; native/stack.sh does not set it", file, name)
+			if _, ok := env[name]; !ok {
+				t.Errorf("%s reads ${env:%s}; the native %s does not get it", file, name, svc)
 			}
 		}
 	}
@@ -122,8 +130,49 @@ func TestComposeAndNativeRunTheSameConfiguration(t *testing.T) {
 		}
 	}
 	for svc, port := range servicePorts(t, p) {
-		if !regexp.MustCompile(`(?m)^` + strings.Split(svc, "-")[0] + `_addr=127\.0\.0\.1:` + port + `$`).MatchString(script) {
-			t.Errorf("compose %s listens on %s; native/stack.sh does not", svc, port)
+		env := parseEnv(t, strings.Join(nativeComponent(t, svc).Launch(st).Env, "\n"))
+		if env["MICRO_SERVER_ADDRESS"] != "127.0.0.1:"+port {
+			t.Errorf("compose %s listens on %s; the native one on %s", svc, port, env["MICRO_SERVER_ADDRESS"])
+		}
+	}
+}
+
+// Both stacks start the same components after the same others, and give the services the same
+// time to stop.
+func TestComposeAndNativeStartInTheSameOrder(t *testing.T) {
+	p := loadCompose(t)
+	native := map[string]bool{}        // compose's services that run natively too
+	composeName := map[string]string{} // by native name
+	for _, c := range stack.Components() {
+		native[c.Compose] = c.Compose != ""
+		composeName[c.Name] = c.Compose
+	}
+	for _, c := range stack.Components() {
+		if c.Compose == "" {
+			continue
+		}
+		s, ok := p.Services[c.Compose]
+		if !ok {
+			t.Errorf("compose has no %s", c.Compose)
+			continue
+		}
+		var needs []string
+		for _, need := range c.Needs {
+			needs = append(needs, composeName[need])
+		}
+		var deps []string // the collector's queue-owner, a one-shot chown, has no native counterpart
+		for dep := range s.DependsOn {
+			if native[dep] {
+				deps = append(deps, dep)
+			}
+		}
+		slices.Sort(needs)
+		slices.Sort(deps)
+		if !slices.Equal(needs, deps) {
+			t.Errorf("compose %s depends on %v; natively it needs %v", c.Compose, deps, needs)
+		}
+		if s.StopGracePeriod != nil && time.Duration(*s.StopGracePeriod) != c.StopGrace {
+			t.Errorf("compose gives %s %s to stop, the native stack %s", c.Compose, time.Duration(*s.StopGracePeriod), c.StopGrace)
 		}
 	}
 }
@@ -134,13 +183,44 @@ func TestTailSamplingRunsOnlyWhenAskedFor(t *testing.T) {
 	if got := strings.Join(loadCompose(t).Services["otel-collector"].Command, " "); got != "--config=/etc/otelcol/config.yaml" {
 		t.Errorf("without TAIL_SAMPLING_PERCENT the collector runs %q, want its configuration alone", got)
 	}
+	config := filepath.Join(nativeStack(t).Root, "deploy", "otel-config.yaml")
+	if got := nativeComponent(t, "otel-collector").Launch(nativeStack(t)).Args; !slices.Equal(got, []string{"--config", config}) {
+		t.Errorf("without TAIL_SAMPLING_PERCENT the native collector runs %q, want its configuration alone", got)
+	}
 	p := loadComposeIn(t, map[string]string{"TAIL_SAMPLING_PERCENT": "10"})
 	cmd := p.Services["otel-collector"].Command
 	if len(cmd) != 2 || cmd[1] != "--config=/etc/otelcol/tail-sampling.yaml" || mountedFrom(p.Services["otel-collector"], "/etc/otelcol/tail-sampling.yaml") != "otel-tail-sampling.yaml" {
 		t.Errorf("with TAIL_SAMPLING_PERCENT=10 the collector runs %q, want the tail-sampling overlay too", cmd)
 	}
-	if !strings.Contains(read(t, "native/stack.sh"), `[ -n "${TAIL_SAMPLING_PERCENT:-}" ] && sampling=(--config "$root/deploy/otel-tail-sampling.yaml")`) {
-		t.Error("native/stack.sh does not add otel-tail-sampling.yaml exactly when TAIL_SAMPLING_PERCENT is set")
+	overlay := filepath.Join(filepath.Dir(config), "otel-tail-sampling.yaml")
+	if got := nativeComponent(t, "otel-collector").Launch(nativeStack(t)).Args; !slices.Equal(got, []string{"--config", config, "--config", overlay}) {
+		t.Errorf("with TAIL_SAMPLING_PERCENT=10 the native collector runs %q, want the tail-sampling overlay too", got)
+	}
+}
+
+// Jaeger and the collector listen where their configuration files say, which both stacks
+// share: those ports are the ones the native stack declares, and checks are free before it
+// starts them.
+func TestConfigurationFilesBindTheDeclaredPorts(t *testing.T) {
+	for file, svc := range map[string]string{"otel-config.yaml": "otel-collector", "jaeger-config.yaml": "jaeger"} {
+		var bound []int
+		// A listening endpoint is ${env:..._LISTEN_HOST:-127.0.0.1}:PORT, or host and port: PORT.
+		for _, m := range regexp.MustCompile(`(?m)_LISTEN_HOST:-127\.0\.0\.1\}:(\d+)|^\s*port: (\d+)$`).FindAllStringSubmatch(read(t, file), -1) {
+			n, err := strconv.Atoi(m[1] + m[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			bound = append(bound, n)
+		}
+		var declared []int
+		for _, p := range nativeComponent(t, svc).Ports {
+			declared = append(declared, p.Number)
+		}
+		slices.Sort(bound)
+		slices.Sort(declared)
+		if !slices.Equal(bound, declared) {
+			t.Errorf("%s binds %v; internal/stack declares %v for %s", file, bound, declared, svc)
+		}
 	}
 }
 
@@ -153,7 +233,7 @@ var credentials = []string{"CONSUL_HTTP_TOKEN", "NATS_TOKEN", "AUTH_TOKEN"}
 func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 	p := loadCompose(t)
 	env := parseEnvFile(t, "stack.env")
-	script := read(t, "native/stack.sh")
+	st := nativeStack(t)
 	for _, name := range credentials {
 		if env[name] == "" {
 			t.Fatalf("stack.env has no %s", name)
@@ -163,41 +243,37 @@ func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 	if !strings.Contains(consul, "/etc/consul/acl.hcl") || !strings.Contains(consul, `initial_management = "`+env["CONSUL_HTTP_TOKEN"]+`"`) {
 		t.Errorf("compose consul does not enable ACLs with the stack's token: %s", consul)
 	}
-	if !strings.Contains(script, `-config-file "$root/deploy/consul-acl.hcl"`) || !strings.Contains(script, `initial_management = \"$CONSUL_HTTP_TOKEN\"`) {
-		t.Error("native/stack.sh does not enable Consul ACLs with the stack's token")
+	native := strings.Join(nativeComponent(t, "consul").Launch(st).Args, " ")
+	if !strings.Contains(native, "-config-file "+filepath.Join(st.Root, "deploy", "consul-acl.hcl")) || !strings.Contains(native, `initial_management = "`+env["CONSUL_HTTP_TOKEN"]+`"`) {
+		t.Errorf("the native Consul does not enable ACLs with the stack's token: %s", native)
 	}
 	nats := strings.Join(p.Services["nats"].Command, " ")
 	if !strings.Contains(nats, "-js") || !strings.Contains(nats, "--auth "+env["NATS_TOKEN"]) {
 		t.Errorf("compose nats runs without JetStream or the token: %s", nats)
 	}
-	if !strings.Contains(script, `-js -sd "$run/nats" --auth "$NATS_TOKEN"`) {
-		t.Error("native/stack.sh runs NATS without JetStream or the token")
+	if native := strings.Join(nativeComponent(t, "nats").Launch(st).Args, " "); !strings.Contains(native, "-js") || !strings.Contains(native, "--auth "+env["NATS_TOKEN"]) {
+		t.Errorf("the native NATS runs without JetStream or the token: %s", native)
 	}
-	native := nativeEnv(t)
+	client := nativeEnv(t)
 	for _, name := range credentials {
 		for _, svc := range []string{"user-service", "order-service", "user-client"} {
 			if got := received(p.Services[svc])[name]; got != env[name] {
 				t.Errorf("compose %s gets %s=%q, want stack.env's", svc, name, got)
 			}
 		}
-		// Native services get `stack.sh env`, and so do its clients: make demo's user-client,
-		// make bench's services and loadgen, and the e2e tests' clients (e2e/clientEnv).
-		if native[name] != env[name] {
-			t.Errorf("native/stack.sh env gives %s=%q, want stack.env's", name, native[name])
+		// Native clients get the stack's environment: make demo's user-client (`stack exec`),
+		// the benchmark's loadgen, and the e2e tests' clients.
+		if client[name] != env[name] {
+			t.Errorf("the native stack's clients get %s=%q, want stack.env's", name, client[name])
 		}
-	}
-	if !strings.Contains(script, `mapfile -t env < <(client_env)`) {
-		t.Error("native/stack.sh does not start the services with `stack.sh env`")
-	}
-	for file, uses := range map[string][]string{
-		"../Makefile":         {"env $$($(NATIVE) env) run/bin/user-client"},
-		"../scripts/bench.sh": {"env $($stack env) $(mode_env \"$mode\")", "env $($stack env) run/bin/loadgen"},
-	} {
-		for _, use := range uses {
-			if !strings.Contains(read(t, file), use) {
-				t.Errorf("%s does not run %q: its client or services would miss the stack's credentials", file, use)
+		for _, svc := range []string{"user-service", "order-service"} {
+			if got := parseEnv(t, strings.Join(nativeComponent(t, svc).Launch(st).Env, "\n"))[name]; got != env[name] {
+				t.Errorf("the native %s gets %s=%q, want stack.env's", svc, name, got)
 			}
 		}
+	}
+	if !strings.Contains(read(t, "../Makefile"), "$(NATIVE) exec run/bin/user-client") {
+		t.Error("make demo does not run user-client through `stack exec`: it would miss the stack's credentials")
 	}
 }
 
@@ -376,13 +452,32 @@ func envRefs(t *testing.T, file string) []string {
 	return out
 }
 
-// nativeEnv is what native/stack.sh gives the services and the client.
-func nativeEnv(t *testing.T) map[string]string {
-	out, err := exec.Command("bash", "native/stack.sh", "env").Output()
+// nativeStack is the native stack (internal/stack), with the settings of the test process's
+// environment.
+func nativeStack(t *testing.T) *stack.Stack {
+	t.Helper()
+	st, err := stack.New("..")
 	if err != nil {
-		t.Fatalf("native/stack.sh env: %v", err)
+		t.Fatal(err)
 	}
-	return parseEnv(t, string(out))
+	return st
+}
+
+// nativeComponent is the native stack's component that compose calls svc.
+func nativeComponent(t *testing.T, svc string) stack.Component {
+	t.Helper()
+	for _, c := range stack.Components() {
+		if c.Compose == svc {
+			return c
+		}
+	}
+	t.Fatalf("the native stack runs no %s", svc)
+	return stack.Component{}
+}
+
+// nativeEnv is what the native stack gives its clients (`stack env`).
+func nativeEnv(t *testing.T) map[string]string {
+	return parseEnv(t, strings.Join(nativeStack(t).ClientEnv(), "\n"))
 }
 
 func servicePorts(t *testing.T, p *types.Project) map[string]string {

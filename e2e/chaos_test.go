@@ -14,7 +14,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -33,6 +32,9 @@ import (
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	"github.com/go-micro-otel/reference/internal/loadgen"
+	"github.com/go-micro-otel/reference/internal/proc"
+	"github.com/go-micro-otel/reference/internal/stack"
 	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -55,7 +57,7 @@ func outage(t *testing.T) time.Duration {
 // row is one scenario's line of the report.
 type row struct {
 	Scenario                     string
-	Sent, Failed                 int
+	Sent, Failed                 int64
 	P99Before, P99During         time.Duration
 	EventsCreated, Delivered     int
 	Deliveries                   int // deliveries JetStream made to order.service for them; beyond Delivered, duplicates the consumer absorbed
@@ -69,13 +71,12 @@ type chaos struct {
 	t      *testing.T
 	users  userpb.UserService
 	orders orderpb.OrderService
-	env    []string
 	known  []int64 // users that exist, for reads
 	mu     sync.Mutex
 }
 
 func TestChaos(t *testing.T) {
-	stack(t, "down")
+	down(t)
 	for _, dir := range []string{"data", "nats", "chaos", "jaeger", "otelcol"} {
 		if err := os.RemoveAll(filepath.Join(root, "run", dir)); err != nil {
 			t.Fatal(err)
@@ -84,14 +85,13 @@ func TestChaos(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "run", "chaos"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	stack(t, "up")
-	t.Cleanup(func() { stack(t, "down") })
+	up(t)
+	t.Cleanup(func() { down(t) })
 
 	// The consul registry reads its ACL token from the environment, as the services do.
 	t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN"))
-	c := guard.ClientWrapper(stackSetting(t, "AUTH_TOKEN"))(app.NewUntracedClient(consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))))
-	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c),
-		env: clientEnv(t)}
+	c := guard.ClientWrapper(stackSetting(t, "AUTH_TOKEN"))(app.NewUntracedClient(consul.NewRegistry(registry.Addrs(stack.ConsulHTTP.Addr()))))
+	h := &chaos{t: t, users: userpb.NewUserService("user.service", c), orders: orderpb.NewOrderService("order.service", c)}
 	for range 20 {
 		h.createUser(context.Background())
 	}
@@ -113,13 +113,13 @@ func TestChaos(t *testing.T) {
 		r := &row{Scenario: sc.name}
 		rows = append(rows, r)
 		t.Run(sc.name, func(t *testing.T) {
-			stack(t, "up")
+			up(t)
 			h.warmUp(t)
 			sc.run(t, h, r)
 			// Stopping the stack's services flushes their spans and logs what became of them.
-			stack(t, "stop", "user-service", "order-service")
+			stop(t, "user-service", "order-service")
 			for _, name := range []string{"user-service", "order-service"} {
-				r.stackLogs = append(r.stackLogs, filepath.Join(root, "run", name+".log"))
+				r.stackLogs = append(r.stackLogs, native(t).LogFile(name))
 			}
 			h.countSpans(t, r)
 		})
@@ -135,19 +135,19 @@ func collectorDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
 	p := h.startProbes()
 	rssBefore := peakRSS(t, pids, 10*time.Second)
-	l.setPhase("during")
-	stack(t, "stop", "otelcol")
+	l.SetPhase("during")
+	stop(t, "otelcol")
 	outageStart := time.Now()
 	rssDuring := peakRSS(t, pids, outage(t))
-	l.setPhase("after")
-	back := portOpens(t, "127.0.0.1:4317")
-	stack(t, "start", "otelcol")
+	l.SetPhase("after")
+	back := portOpens(t, stack.CollectorOTLPGRPC.Addr())
+	start(t, "otelcol")
 	returned := <-back
 	time.Sleep(5 * time.Second) // the load goes on after the return, as it would
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d requests failed with the collector down; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d requests failed with the collector down; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	var notes []string
 	for _, svc := range []string{"user-service", "order-service"} {
@@ -156,7 +156,7 @@ func collectorDown(t *testing.T, h *chaos, r *row) {
 		if grown > 64 {
 			t.Errorf("%s grew %.0f MB while the collector was down", svc, grown)
 		}
-		resumed, waiting := exportResumed(t, filepath.Join(root, "run", svc+".log"), outageStart)
+		resumed, waiting := exportResumed(t, native(t).LogFile(svc), outageStart)
 		if after := resumed.Sub(returned); after > 5*time.Second {
 			t.Errorf("%s resumed export %s after the collector returned, want within 5s", svc, after)
 		}
@@ -174,7 +174,7 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 	before := consumerState(t)
 	var mu sync.Mutex
 	var created []int64
-	stack(t, "stop", "nats")
+	stop(t, "nats")
 	l := startLoad(10, 4, "during", func(ctx context.Context, _ int) error {
 		id, err := h.createUser(ctx)
 		if err == nil {
@@ -185,11 +185,11 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 		return err
 	})
 	time.Sleep(outage(t)) // the outage itself: the load runs meanwhile
-	l.stop()
-	stack(t, "up")
+	l.Stop()
+	up(t)
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d of %d CreateUser calls failed with NATS down; first: %s", r.Failed, r.Sent, l.stats("during").FirstError)
+		t.Errorf("%d of %d CreateUser calls failed with NATS down; first: %s", r.Failed, r.Sent, l.Stats("during").FirstError)
 	}
 	h.awaitEvents(t, r, before, created)
 }
@@ -199,31 +199,31 @@ func natsDown(t *testing.T, h *chaos, r *row) {
 func consulDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.getUser) // GetUser calls order.service too
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
-	stack(t, "stop", "consul")
+	l.SetPhase("during")
+	stop(t, "consul")
 	time.Sleep(outage(t))
-	l.setPhase("after")
-	stack(t, "up") // waits until both services are registered and passing again
-	l.stop()
+	l.SetPhase("after")
+	up(t) // waits until both services are registered and passing again
+	l.Stop()
 	h.fill(r, l)
-	if n := l.stats("during").Failed; n > 0 {
-		t.Errorf("%d calls failed while Consul was down; first: %s", n, l.stats("during").FirstError)
+	if n := l.Stats("during").Failed; n > 0 {
+		t.Errorf("%d calls failed while Consul was down; first: %s", n, l.Stats("during").FirstError)
 	}
-	if n := l.stats("after").Failed; n > 0 {
-		t.Errorf("%d calls failed while the services registered again; first: %s", n, l.stats("after").FirstError)
+	if n := l.Stats("after").Failed; n > 0 {
+		t.Errorf("%d calls failed while the services registered again; first: %s", n, l.Stats("after").FirstError)
 	}
-	r.Notes = fmt.Sprintf("after Consul returned: %s", l.stats("after"))
+	r.Notes = fmt.Sprintf("after Consul returned: %s", l.Stats("after"))
 }
 
 // instanceKilled: of two order.service instances, one is killed with SIGKILL under load; the
 // client retries on the other, and the dead node leaves the registry when its TTL runs out.
 func instanceKilled(t *testing.T, h *chaos, r *row) {
-	extra := h.startInstance(t, "order-service", "127.0.0.1:8083", r)
+	extra := h.startInstance(t, "order-service", "127.0.0.1:"+freePort(t), r)
 	waitInstances(t, "order.service", 2)
 	l := startLoad(50, 8, "before", h.countOrders)
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
-	if err := extra.Process.Signal(syscall.SIGKILL); err != nil {
+	l.SetPhase("during")
+	if err := extra.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = extra.Wait()
@@ -232,18 +232,18 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 	start := time.Now()
 	waitInstances(t, "order.service", 1)
 	gone := time.Since(start)
-	l.setPhase("after")
+	l.SetPhase("after")
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
-	during := l.stats("during")
+	during := l.Stats("during")
 	// Bounded: the client (internal/failover) retries a refused connection up to 10 times
 	// (failover.Retries) and leaves the node that refused it out of the next picks, so a call
 	// fails only if none of its attempts reached the live instance.
 	if limit := max(3, during.Sent/100); during.Failed > limit {
 		t.Errorf("%d of %d calls failed after the kill, more than %d; first: %s", during.Failed, during.Sent, limit, during.FirstError)
 	}
-	if n := l.stats("after").Failed; n > 0 {
+	if n := l.Stats("after").Failed; n > 0 {
 		t.Errorf("%d calls failed after the dead node left the registry", n)
 	}
 	r.Notes = fmt.Sprintf("dead node out of Consul after %s; errors while it was listed: %d", gone.Round(time.Second), during.Failed)
@@ -253,12 +253,13 @@ func instanceKilled(t *testing.T, h *chaos, r *row) {
 // requests in flight finish, flushes every span, and exits 0; no call fails.
 func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 	// The delay keeps requests in flight on the instance when the signal arrives.
-	extra := h.startInstance(t, "user-service", "127.0.0.1:8084", r, "FAULT_DELAY=User.GetUser=200ms")
+	addr := "127.0.0.1:" + freePort(t)
+	extra := h.startInstance(t, "user-service", addr, r, "FAULT_DELAY=User.GetUser=200ms")
 	waitInstances(t, "user.service", 2)
-	node := instanceID(t, "user.service", "127.0.0.1:8084")
+	node := instanceID(t, "user.service", addr)
 	l := startLoad(50, 16, "before", h.mixed)
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
+	l.SetPhase("during")
 
 	deregistered := make(chan time.Time, 1)
 	go func() {
@@ -270,14 +271,14 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	if err := extra.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := extra.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	err := extra.Wait()
 	exited := time.Now()
-	l.setPhase("after")
+	l.SetPhase("after")
 	time.Sleep(3 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if err != nil {
 		t.Errorf("the instance exited with %v after SIGTERM, want 0", err)
@@ -291,7 +292,7 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 		t.Error("the stopped instance is still in Consul")
 	}
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed around the SIGTERM; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed around the SIGTERM; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	flushed := spansFlushed(t, r.extraInstanceLogs[0])
 	if flushed.Ended == 0 || flushed.Exported != flushed.Ended {
@@ -305,15 +306,15 @@ func jaegerDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
 	p := h.startProbes()
 	time.Sleep(10 * time.Second)
-	l.setPhase("during")
-	stack(t, "stop", "jaeger")
+	l.SetPhase("during")
+	stop(t, "jaeger")
 	time.Sleep(outage(t))
-	l.setPhase("after")
-	stack(t, "up")
-	l.stop()
+	l.SetPhase("after")
+	up(t)
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed with Jaeger down; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed with Jaeger down; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	noSlowerThanNoise(t, l)
 	h.probesReachJaeger(t, r, p.finish())
@@ -335,15 +336,15 @@ func jaegerRestarted(t *testing.T, h *chaos, r *row) {
 		}
 		stored[id] = len(tr.Spans)
 	}
-	l.setPhase("during")
-	stack(t, "stop", "jaeger")
-	stack(t, "start", "jaeger")
-	l.setPhase("after")
+	l.SetPhase("during")
+	stop(t, "jaeger")
+	start(t, "jaeger")
+	l.SetPhase("after")
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed around the Jaeger restart; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed around the Jaeger restart; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	kept := 0
 	for id, spans := range stored {
@@ -368,27 +369,33 @@ func collectorRestartedWhileJaegerIsDown(t *testing.T, h *chaos, r *row) {
 	l := startLoad(50, 8, "before", h.mixed)
 	p := h.startProbes()
 	time.Sleep(5 * time.Second)
-	l.setPhase("during")
-	stack(t, "stop", "jaeger")
+	l.SetPhase("during")
+	stop(t, "jaeger")
 	time.Sleep(outage(t) / 2)
 	queued := exporterQueue(t)
-	stack(t, "stop", "otelcol")
-	stack(t, "start", "otelcol")
+	stop(t, "otelcol")
+	start(t, "otelcol")
 	reloaded := exporterQueue(t)
 	time.Sleep(outage(t) / 2)
-	l.setPhase("after")
-	stack(t, "start", "jaeger")
+	l.SetPhase("after")
+	start(t, "jaeger")
 	time.Sleep(5 * time.Second)
-	l.stop()
+	l.Stop()
 	h.fill(r, l)
 	if r.Failed > 0 {
-		t.Errorf("%d calls failed; first: %s", r.Failed, l.stats("during").FirstError)
+		t.Errorf("%d calls failed; first: %s", r.Failed, l.Stats("during").FirstError)
 	}
 	if queued == 0 || reloaded == 0 {
 		t.Errorf("batches queued for Jaeger: %d before the collector's restart, %d after: the restart did not find the queue on disk", queued, reloaded)
 	}
 	h.probesReachJaeger(t, r, p.finish())
 	r.Notes = fmt.Sprintf("%d batches queued for Jaeger at the collector's restart, %d found on disk after it", queued, reloaded)
+}
+
+// startLoad calls fn perSecond times a second from a pool of workers, each call with a
+// deadline of its own.
+func startLoad(perSecond, workers int, phase string, fn func(ctx context.Context, i int) error) *loadgen.Load {
+	return loadgen.Start(loadgen.Options{Workers: workers, Rate: perSecond, Timeout: 30 * time.Second}, phase, fn)
 }
 
 // warmUp makes a few calls to each service the stack has just restarted. The client's pooled
@@ -588,7 +595,7 @@ func exportResumed(t *testing.T, logFile string, since time.Time) (time.Time, in
 // the collector's own metrics.
 func exporterQueue(t *testing.T) int {
 	t.Helper()
-	for line := range strings.Lines(get(t, "http://127.0.0.1:8888/metrics")) {
+	for line := range strings.Lines(get(t, stack.CollectorTelemetry.URL("/metrics"))) {
 		if strings.HasPrefix(line, "otelcol_exporter_queue_size{") && strings.Contains(line, `exporter="otlp/jaeger"`) {
 			fields := strings.Fields(line)
 			n, err := strconv.ParseFloat(fields[len(fields)-1], 64)
@@ -603,16 +610,16 @@ func exporterQueue(t *testing.T) int {
 }
 
 // fill copies the load's figures into the report row.
-func (h *chaos) fill(r *row, l *load) {
-	r.Sent, r.Failed = l.total()
-	r.P99Before, r.P99During = l.stats("before").Percentile(99), l.stats("during").Percentile(99)
+func (h *chaos) fill(r *row, l *loadgen.Load) {
+	r.Sent, r.Failed = l.Total()
+	r.P99Before, r.P99During = l.Stats("before").Percentile(99), l.Stats("during").Percentile(99)
 }
 
 // noSlowerThanNoise fails if the fault made calls clearly slower: on a shared two-core machine
 // a p99 within twice the baseline plus 25ms is noise.
-func noSlowerThanNoise(t *testing.T, l *load) {
+func noSlowerThanNoise(t *testing.T, l *loadgen.Load) {
 	t.Helper()
-	before, during := l.stats("before").Percentile(99), l.stats("during").Percentile(99)
+	before, during := l.Stats("before").Percentile(99), l.Stats("during").Percentile(99)
 	if during > 2*before+25*time.Millisecond {
 		t.Errorf("p99 %v during the fault, %v before", during, before)
 	}
@@ -643,7 +650,7 @@ func consumerState(t *testing.T) consumer {
 			} `json:"stream_detail"`
 		} `json:"account_details"`
 	}
-	getJSON(t, "http://127.0.0.1:8222/jsz?accounts=true&streams=true&consumers=true", &jsz)
+	getJSON(t, stack.NATSMonitor.URL("/jsz?accounts=true&streams=true&consumers=true"), &jsz)
 	for _, a := range jsz.Accounts {
 		for _, s := range a.Streams {
 			for _, c := range s.Consumers {
@@ -750,67 +757,40 @@ func (h *chaos) countSpans(t *testing.T, r *row) {
 
 // Instances the test starts beside the stack's.
 
-// startInstance runs another instance of a service with the stack's environment and data.
-func (h *chaos) startInstance(t *testing.T, name, addr string, r *row, env ...string) *exec.Cmd {
+// startInstance runs another instance of a service with the stack's environment and data,
+// listening on addr, and waits until it is registered.
+func (h *chaos) startInstance(t *testing.T, name, addr string, r *row, env ...string) *stack.Process {
 	t.Helper()
 	logFile := filepath.Join(root, "run", "chaos", name+"-"+strings.ReplaceAll(addr, ":", "-")+".log")
 	r.extraInstanceLogs = append(r.extraInstanceLogs, logFile)
-	return startService(t, name, logFile, append(append(h.env, "MICRO_SERVER_ADDRESS="+addr, "DATA_DIR="+filepath.Join(root, "run", "data")), env...))
+	return spawn(t, name, logFile, append([]string{"MICRO_SERVER_ADDRESS=" + addr}, env...)...)
 }
 
-// startService runs a service built by the stack, its output in logFile, and stops it (SIGTERM)
-// at the end of the test if it still runs.
-func startService(t *testing.T, name, logFile string, env []string) *exec.Cmd {
+// spawn runs another instance of the stack's component name, with env over its own, its
+// output in logFile, and waits until it is healthy. At the end of the test it stops it as a
+// user would (SIGTERM), if it still runs, and fails the test unless it exits 0.
+func spawn(t *testing.T, name, logFile string, env ...string) *stack.Process {
 	t.Helper()
-	out, err := os.Create(logFile)
+	p, err := native(t).Spawn(context.Background(), name, logFile, env...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(root, "run", "bin", name))
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	t.Cleanup(func() {
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+	return p
+}
+
+// instancesOf lists the passing instances of service in Consul.
+func instancesOf(t *testing.T, service string) []stack.Instance {
+	t.Helper()
+	in, err := native(t).Instances(context.Background(), service)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stopService(t, cmd)
-		out.Close()
-	})
-	return cmd
-}
-
-// stopService stops a service started by startService, if it still runs, as a user would.
-func stopService(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if cmd.ProcessState != nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("%s: %v", filepath.Base(cmd.Path), err)
-	}
-}
-
-type instance struct {
-	ID      string
-	Address string
-}
-
-func instancesOf(t *testing.T, service string) []instance {
-	t.Helper()
-	var entries []struct {
-		Service struct {
-			ID      string
-			Address string
-			Port    int
-		}
-	}
-	getJSON(t, consulURL+"/v1/health/service/"+service+"?passing=true", &entries)
-	var out []instance
-	for _, e := range entries {
-		out = append(out, instance{ID: e.Service.ID, Address: e.Service.Address + ":" + strconv.Itoa(e.Service.Port)})
-	}
-	return out
+	return in
 }
 
 func instanceIDs(t *testing.T, service string) []string {
@@ -824,7 +804,7 @@ func instanceIDs(t *testing.T, service string) []string {
 func instanceID(t *testing.T, service, addr string) string {
 	t.Helper()
 	for _, in := range instancesOf(t, service) {
-		if in.Address == addr {
+		if in.Addr == addr {
 			return in.ID
 		}
 	}
@@ -859,21 +839,11 @@ func peakRSS(t *testing.T, pids map[string]int, d time.Duration) map[string]floa
 
 func rssMB(t *testing.T, pid int) float64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kb, err := proc.StatusKB(pid, "VmRSS")
 	if err != nil {
 		t.Fatalf("memory of pid %d: %v", pid, err)
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb / 1024
-		}
-	}
-	t.Fatalf("/proc/%d/status has no VmRSS", pid)
-	return 0
+	return kb / 1024
 }
 
 func writeReport(t *testing.T, rows []*row) {

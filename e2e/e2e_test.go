@@ -1,6 +1,6 @@
 //go:build e2e
 
-// Package e2e runs the native stack from scratch (deploy/native/stack.sh: real Consul, NATS,
+// Package e2e runs the native stack from scratch (internal/stack: real Consul, NATS,
 // OpenTelemetry Collector and Jaeger, and both services as processes), runs the demo client,
 // and checks what a user would look at: the traces in Jaeger and the services in Consul.
 // Run it with `make e2e`; it stops any native stack already running, as it needs its ports.
@@ -34,49 +34,80 @@ import (
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	"github.com/go-micro-otel/reference/internal/stack"
 	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
-const (
-	consulURL = "http://127.0.0.1:8500"
-	jaegerURL = "http://127.0.0.1:16686"
+var (
+	consulURL = stack.ConsulHTTP.URL("")
+	jaegerURL = stack.JaegerQuery.URL("")
 )
 
 var root, _ = filepath.Abs("..")
 
-// stack runs deploy/native/stack.sh with args, logging its output.
-func stack(t *testing.T, args ...string) string {
+// native is the native stack, with the settings of the test's environment as it is now; what
+// it starts and stops goes to the test's log.
+func native(t *testing.T) *stack.Stack {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(root, "deploy/native/stack.sh"), args...)
-	out, err := cmd.CombinedOutput()
-	t.Logf("stack.sh %s:\n%s", strings.Join(args, " "), out)
+	st, err := stack.New(root)
 	if err != nil {
-		t.Fatalf("stack.sh %s: %v", strings.Join(args, " "), err)
+		t.Fatal(err)
 	}
-	return string(out)
+	st.Out = logWriter{t}
+	return st
 }
 
-// stackSetting returns a setting of the stack as `stack.sh env` gives it to the services and
-// clients: the environment's, deploy/.env's or deploy/stack.env's.
+// logWriter writes to the test's log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// up starts what of the stack does not run and waits until all of it is healthy; it returns
+// what it started.
+func up(t *testing.T) []string {
+	t.Helper()
+	started, err := native(t).Up(context.Background())
+	if err != nil {
+		t.Fatalf("stack up: %v", err)
+	}
+	return started
+}
+
+func down(t *testing.T) {
+	t.Helper()
+	if err := native(t).Down(context.Background()); err != nil {
+		t.Fatalf("stack down: %v", err)
+	}
+}
+
+func start(t *testing.T, names ...string) {
+	t.Helper()
+	if _, err := native(t).Start(context.Background(), names...); err != nil {
+		t.Fatalf("stack start %v: %v", names, err)
+	}
+}
+
+func stop(t *testing.T, names ...string) {
+	t.Helper()
+	if err := native(t).Stop(context.Background(), names...); err != nil {
+		t.Fatalf("stack stop %v: %v", names, err)
+	}
+}
+
+// stackSetting returns a setting of the stack as its services and clients get it: the
+// environment's, deploy/.env's or deploy/stack.env's.
 func stackSetting(t *testing.T, key string) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(root, "deploy/native/stack.sh"), "env").Output()
-	if err != nil {
-		t.Fatalf("stack.sh env: %v", err)
-	}
-	for line := range strings.Lines(string(out)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
-			return v
-		}
-	}
-	t.Fatalf("stack.sh env has no %s", key)
-	return ""
+	return native(t).Setting(key)
 }
 
 func clientEnv(t *testing.T) []string {
-	return append(os.Environ(), strings.Fields(stack(t, "env"))...)
+	return append(os.Environ(), native(t).ClientEnv()...)
 }
 
 type step struct {
@@ -87,26 +118,25 @@ type step struct {
 }
 
 func TestNativeStack(t *testing.T) {
-	stack(t, "down")
+	down(t)
 	if err := os.RemoveAll(filepath.Join(root, "run", "data")); err != nil {
 		t.Fatal(err)
 	}
-	stack(t, "up")
+	up(t)
 	pids := readPIDs(t)
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			stack(t, "down")
+			down(t)
 		}
 	})
 
 	t.Run("a second up changes nothing", func(t *testing.T) {
-		out := stack(t, "up")
+		if started := up(t); len(started) > 0 {
+			t.Errorf("a second up started %v", started)
+		}
 		if again := readPIDs(t); fmt.Sprint(again) != fmt.Sprint(pids) {
 			t.Errorf("pids changed: %v, then %v", pids, again)
-		}
-		if strings.Contains(out, " started") {
-			t.Errorf("a second up started something:\n%s", out)
 		}
 	})
 
@@ -120,7 +150,7 @@ func TestNativeStack(t *testing.T) {
 		if strings.TrimSpace(string(b)) != "[]" {
 			t.Errorf("Consul showed user.service to an anonymous client: %s %s", rsp.Status, b)
 		}
-		nc, err := nats.Connect("nats://127.0.0.1:4222", nats.MaxReconnects(0))
+		nc, err := nats.Connect("nats://"+stack.NATSClient.Addr(), nats.MaxReconnects(0))
 		if err == nil {
 			nc.Close()
 			t.Error("NATS accepted a client without the token")
@@ -133,7 +163,7 @@ func TestNativeStack(t *testing.T) {
 			t.Fatal("the stack runs without AUTH_TOKEN")
 		}
 		t.Setenv("CONSUL_HTTP_TOKEN", stackSetting(t, "CONSUL_HTTP_TOKEN")) // to find them
-		reg := consul.NewRegistry(registry.Addrs("127.0.0.1:8500"))
+		reg := consul.NewRegistry(registry.Addrs(stack.ConsulHTTP.Addr()))
 		for who, c := range map[string]client.Client{
 			"no token":    app.NewUntracedClient(reg),
 			"wrong token": guard.ClientWrapper(token + "x")(app.NewUntracedClient(reg)),
@@ -164,14 +194,14 @@ func TestNativeStack(t *testing.T) {
 			}
 			return nil
 		}
-		if err := check("user-service", "127.0.0.1:8081"); err != nil {
+		if err := check("user-service", stack.UserService.Addr()); err != nil {
 			t.Errorf("user.service, registered: %v", err)
 		}
-		if err := check("order-service", "127.0.0.1:8082"); err != nil {
+		if err := check("order-service", stack.OrderService.Addr()); err != nil {
 			t.Errorf("order.service, registered: %v", err)
 		}
-		// 8082 answers, but user.service is not registered there.
-		if err := check("user-service", "127.0.0.1:8082"); err == nil {
+		// order.service's port answers, but user.service is not registered there.
+		if err := check("user-service", stack.OrderService.Addr()); err == nil {
 			t.Error("user.service's healthcheck passed for a port where only order.service is registered")
 		}
 	})
@@ -220,7 +250,7 @@ func TestNativeStack(t *testing.T) {
 		t.Logf("CreateUser trace from Jaeger:\n%s", b.String())
 		noOrphans(t, tr)
 		call := one(t, tr, "user-client", "user.User/CreateUser", jaeger.KindClient)
-		attrs(t, call, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "127.0.0.1", "server.port": "8081"})
+		attrs(t, call, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "127.0.0.1", "server.port": fmt.Sprint(stack.UserService.Number)})
 		srv := one(t, tr, "user.service", "user.User/CreateUser", jaeger.KindServer)
 		if srv.ParentSpanID != call.SpanID {
 			t.Error("the server span is not the client span's child")
@@ -314,7 +344,7 @@ func TestNativeStack(t *testing.T) {
 		}
 		// Services export every 5 s (stack.env).
 		wait.For(t, 30*time.Second, "every metric at the collector's Prometheus endpoint", func() error {
-			body := get(t, "http://127.0.0.1:8889/metrics")
+			body := get(t, stack.CollectorMetrics.URL("/metrics"))
 			var missing []string
 			for _, w := range want {
 				for _, job := range w.jobs {
@@ -349,7 +379,7 @@ func TestNativeStack(t *testing.T) {
 				}
 			}
 		}
-		if pii.MatchString(get(t, "http://127.0.0.1:8889/metrics")) {
+		if pii.MatchString(get(t, stack.CollectorMetrics.URL("/metrics"))) {
 			t.Error("the collector's metrics hold personal data")
 		}
 		for _, svc := range []string{"user-service", "order-service"} {
@@ -374,7 +404,7 @@ func TestNativeStack(t *testing.T) {
 			{"key":"note","value":{"stringValue":"call +44 20 7946 0958 or write to leak.test@example.com"}},
 			{"key":"http.request.header.authorization","value":{"stringValue":"Bearer s3cr3t"}}]}]}]}]}`,
 			traceID, randomHex(8), now-int64(time.Millisecond), now)
-		rsp, err := http.Post("http://127.0.0.1:4318/v1/traces", "application/json", strings.NewReader(body))
+		rsp, err := http.Post(stack.CollectorOTLPHTTP.URL("/v1/traces"), "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,7 +441,7 @@ func TestNativeStack(t *testing.T) {
 	})
 
 	t.Run("stopped services leave Consul, and down leaves nothing running", func(t *testing.T) {
-		stack(t, "stop", "order-service", "user-service")
+		stop(t, "order-service", "user-service")
 		for _, svc := range []string{"user.service", "order.service"} {
 			var nodes []any
 			getJSON(t, consulURL+"/v1/catalog/service/"+svc, &nodes)
@@ -419,23 +449,25 @@ func TestNativeStack(t *testing.T) {
 				t.Errorf("%s still has %d instances in Consul after it stopped", svc, len(nodes))
 			}
 		}
-		stack(t, "down")
+		down(t)
 		stopped = true
 		for name, pid := range pids {
 			if alive(pid) {
 				t.Errorf("%s (pid %d) still runs after down", name, pid)
 			}
 		}
-		for _, port := range []string{"8500", "4222", "4317", "14317", "16686", "8081", "8082"} {
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
-				c.Close()
-				t.Errorf("port %s still accepts connections after down", port)
+		for _, c := range stack.Components() {
+			for _, p := range c.Ports {
+				if conn, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
+					conn.Close()
+					t.Errorf("%s's port %d still accepts connections after down", c.Name, p.Number)
+				}
 			}
 		}
 	})
 
 	t.Run("traces survive down and up", func(t *testing.T) {
-		stack(t, "up") // returns once Jaeger is healthy: its store is open
+		up(t) // returns once Jaeger is healthy: its store is open
 		stopped = false
 		tr, err := j.Trace(context.Background(), steps[demo.CreateUser].TraceID)
 		if err != nil {
@@ -449,10 +481,10 @@ func TestNativeStack(t *testing.T) {
 
 // With TAIL_SAMPLING_PERCENT=0 the collector keeps only failed and slow traces for Jaeger.
 func TestTailSamplingKeepsFailedTraces(t *testing.T) {
-	t.Setenv("TAIL_SAMPLING_PERCENT", "0") // the collector started below inherits it
-	stack(t, "down")
-	stack(t, "up")
-	t.Cleanup(func() { stack(t, "down") })
+	t.Setenv("TAIL_SAMPLING_PERCENT", "0") // the collector started below gets it
+	down(t)
+	up(t)
+	t.Cleanup(func() { down(t) })
 	steps := runDemo(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -545,20 +577,18 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
+// readPIDs returns the pids of the stack's components, all of which must run.
 func readPIDs(t *testing.T) map[string]int {
-	pids := map[string]int{}
-	files, _ := filepath.Glob(filepath.Join(root, "run", "*.pid"))
-	for _, f := range files {
-		var pid int
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	t.Helper()
+	pids := native(t).PIDs()
+	want := 0
+	for _, c := range stack.Components() {
+		if !c.Optional {
+			want++
 		}
-		fmt.Sscan(string(b), &pid)
-		pids[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
 	}
-	if len(pids) != 6 {
-		t.Fatalf("%d pid files, want 6: %v", len(pids), pids)
+	if len(pids) != want {
+		t.Fatalf("%d components run, want %d: %v", len(pids), want, pids)
 	}
 	return pids
 }

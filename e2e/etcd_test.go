@@ -4,9 +4,7 @@ package e2e
 
 import (
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/jaeger"
+	"github.com/go-micro-otel/reference/internal/stack"
 	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
@@ -24,19 +23,23 @@ import (
 // the native stack's NATS, collector and Jaeger, with the stack's own Consul-registered
 // instances stopped: the demo must pass and be traced as it is with Consul.
 func TestEtcdRegistry(t *testing.T) {
-	etcdAddr := startEtcd(t)
-	stack(t, "up")
-	t.Cleanup(func() { stack(t, "down") })
-	stack(t, "stop", "user-service", "order-service")
-
-	env := append(clientEnv(t), "MICRO_REGISTRY=etcd", "MICRO_REGISTRY_ADDRESS="+etcdAddr)
-	data := t.TempDir()
-	var services []*exec.Cmd
-	for _, name := range []string{"user-service", "order-service"} {
-		services = append(services, startService(t, name, filepath.Join(t.TempDir(), name+".log"),
-			append(env, "MICRO_SERVER_ADDRESS=127.0.0.1:"+freePort(t), "DATA_DIR="+data)))
+	up(t)
+	t.Cleanup(func() { down(t) })
+	stop(t, "user-service", "order-service")
+	// A fresh etcd: nothing registered in an earlier run.
+	if err := os.RemoveAll(filepath.Join(root, "run", "etcd")); err != nil {
+		t.Fatal(err)
 	}
-	reg := etcd.NewRegistry(registry.Addrs(etcdAddr))
+	start(t, "etcd")
+
+	env := []string{"MICRO_REGISTRY=etcd", "MICRO_REGISTRY_ADDRESS=" + stack.EtcdClient.Addr(), "DATA_DIR=" + t.TempDir()}
+	var services []*stack.Process
+	for _, name := range []string{"user-service", "order-service"} {
+		// Healthy once registered in etcd: the services' own healthcheck asks the registry they use.
+		services = append(services, spawn(t, name, filepath.Join(t.TempDir(), name+".log"),
+			append(env, "MICRO_SERVER_ADDRESS=127.0.0.1:"+freePort(t))...))
+	}
+	reg := etcd.NewRegistry(registry.Addrs(stack.EtcdClient.Addr()))
 	for _, svc := range []string{"user.service", "order.service"} {
 		wait.For(t, time.Minute, svc+" registered in etcd", func() bool {
 			s, err := reg.GetService(svc)
@@ -49,7 +52,7 @@ func TestEtcdRegistry(t *testing.T) {
 		t.Fatalf("user.service is in Consul too: %v", inConsul)
 	}
 
-	steps := runDemo(t, env...)
+	steps := runDemo(t, append(native(t).ClientEnv(), env...)...)
 	tr, err := jaeger.New(jaegerURL).WaitTrace(t.Context(), steps[demo.CreateUser].TraceID, createUserWhole)
 	if err != nil {
 		t.Fatalf("the CreateUser trace of the etcd run: %v", err)
@@ -57,8 +60,10 @@ func TestEtcdRegistry(t *testing.T) {
 	one(t, tr, "user.service", "user.User/CreateUser", jaeger.KindServer)
 	noOrphans(t, tr)
 
-	for _, cmd := range services {
-		stopService(t, cmd)
+	for _, p := range services {
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Errorf("stopping a service: %v", err)
+		}
 	}
 	for _, svc := range []string{"user.service", "order.service"} {
 		wait.For(t, time.Minute, svc+" gone from etcd", func() bool {
@@ -66,46 +71,6 @@ func TestEtcdRegistry(t *testing.T) {
 			return err != nil || len(s) == 0 || len(s[0].Nodes) == 0
 		})
 	}
-}
-
-// startEtcd runs etcd on free loopback ports with its data in the test's folder and returns
-// its client address. The binary is the one pinned in deploy/native/etcd, which build.sh builds
-// into the native tools' cache the first time (`make e2e` builds it beforehand).
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	build := exec.Command(filepath.Join(root, "deploy/native/build.sh"), "path", "etcd")
-	build.Stderr = os.Stderr // build.sh's progress lines
-	out, err := build.Output()
-	if err != nil {
-		t.Fatalf("building etcd: %v", err)
-	}
-	bin := strings.TrimSpace(string(out))
-	client, peer := "127.0.0.1:"+freePort(t), "http://127.0.0.1:"+freePort(t)
-	cmd := exec.Command(bin, "--name", "e2e", "--data-dir", t.TempDir(),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e2e="+peer)
-	log, err := os.Create(filepath.Join(t.TempDir(), "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		log.Close()
-	})
-	wait.For(t, time.Minute, "etcd healthy", func() bool {
-		rsp, err := http.Get("http://" + client + "/health")
-		if err != nil {
-			return false
-		}
-		defer rsp.Body.Close()
-		return rsp.StatusCode == http.StatusOK
-	})
-	return client
 }
 
 func freePort(t *testing.T) string {

@@ -3,6 +3,9 @@
 //
 //	loadgen -method GetUser -c 16 [-rate 800] -d 15s -pids 123,456 [-label none -round 1] [-json]
 //	loadgen report results.jsonl     print the Markdown table of a file of -json results
+//	loadgen bench [-smoke|-profile]  the benchmark of `make bench`: every tracing mode on the
+//	                                 native stack, interleaved over rounds, the services pinned
+//	                                 apart (see bench.go; -h lists its flags and BENCH_* variables)
 //
 // It finds the services through the registry of MICRO_REGISTRY/MICRO_REGISTRY_ADDRESS and does
 // not trace its own calls, so the services' sampling decides what is traced.
@@ -19,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"go-micro.dev/v4/client"
+
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/guard"
 	"github.com/go-micro-otel/reference/internal/handler"
@@ -30,6 +35,9 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "report" {
 		os.Exit(report(os.Args[2]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(bench(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 
@@ -39,7 +47,7 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the result as one JSON line")
 	flag.StringVar(&cfg.Method, "method", loadgen.GetUser, "GetUser or CreateUser")
 	flag.IntVar(&cfg.Concurrency, "c", 16, "concurrent callers")
-	flag.Float64Var(&cfg.Rate, "rate", 0, "requests per second, all callers together; 0: each calls again once answered")
+	flag.IntVar(&cfg.Rate, "rate", 0, "requests per second, all callers together; 0: each calls again once answered")
 	flag.DurationVar(&cfg.Duration, "d", 15*time.Second, "measured time")
 	flag.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "unmeasured time before it")
 	flag.IntVar(&cfg.Users, "users", 200, "users created up front for GetUser")
@@ -56,12 +64,11 @@ func run() int {
 		}
 		cfg.PIDs = append(cfg.PIDs, pid)
 	}
-	reg, err := app.RegistryFromEnv()
+	c, err := newClient()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 2
 	}
-	c := guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg))
 	users := userpb.NewUserService(handler.UserServiceName, c)
 	r, err := loadgen.Run(context.Background(), users, cfg)
 	if err != nil {
@@ -79,6 +86,17 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "loadgen: %d errors, the first: %s\n", r.Errors, r.FirstError)
 	}
 	return 0
+}
+
+// newClient is a client that finds the services in the registry the environment names and
+// sends the bearer token of AUTH_TOKEN. It is untraced: the services' sampling decides what is
+// traced.
+func newClient() (client.Client, error) {
+	reg, err := app.RegistryFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return guard.ClientWrapper(os.Getenv("AUTH_TOKEN"))(app.NewUntracedClient(reg)), nil
 }
 
 func report(file string) int {

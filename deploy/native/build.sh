@@ -15,7 +15,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${GO_MICRO_OTEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-micro-otel}
-# What stack.sh runs, and etcd, which TestEtcdRegistry runs; prometheus builds on request only.
+# What the native stack (internal/stack) runs, etcd among them; prometheus builds on request only.
 tools=(nats otelcol jaeger consul etcd)
 
 # module: the pinned module whose version names the build; pkg: what to compile.

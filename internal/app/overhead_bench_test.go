@@ -32,7 +32,7 @@ import (
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
 
-// overheadMode is a tracing set-up, as scripts/bench.sh runs it on the native stack: the
+// overheadMode is a tracing set-up, as `make bench` runs it on the native stack: the
 // wrappers and the environment both services get.
 type overheadMode struct {
 	name    string

@@ -1,6 +1,9 @@
-// Package loadgen drives one RPC of user.service through go-micro at a fixed concurrency for a
-// fixed time and measures what it cost: throughput, the latency distribution (HDR histogram,
-// microsecond resolution), errors, and the CPU time and peak memory of the server processes.
+// Package loadgen is the project's load generator. Load calls a function from a pool of
+// workers, paced or in a closed loop, and keeps per phase the calls sent and failed and the
+// latency distribution (HDR histogram, microsecond resolution); the fault tests drive the
+// services with it. Run drives one RPC of user.service at a fixed concurrency for a fixed time
+// and measures what it cost: throughput, latency, errors, and the CPU time and peak memory of
+// the server processes; the benchmark (cmd/loadgen) is made of such runs.
 package loadgen
 
 import (
@@ -8,13 +11,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"go-micro.dev/v4/client"
-	"golang.org/x/time/rate"
 
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -31,7 +31,7 @@ type Config struct {
 	Concurrency int
 	// Rate paces the callers to this many requests per second in all, so that every mode is
 	// measured under the same load; 0: each caller calls again as soon as it has its answer.
-	Rate     float64
+	Rate     int
 	Warmup   time.Duration // run, unmeasured, before the window
 	Duration time.Duration // the measured window
 	Users    int           // users created up front for GetUser to read
@@ -50,7 +50,7 @@ type Result struct {
 	Round         int       `json:"round"`
 	Method        string    `json:"method"`
 	Concurrency   int       `json:"concurrency"`
-	Rate          float64   `json:"rate,omitempty"` // the requests per second asked for; 0: as many as answered
+	Rate          int       `json:"rate,omitempty"` // the requests per second asked for; 0: as many as answered
 	Seconds       float64   `json:"seconds"`
 	Requests      int64     `json:"requests"`
 	Errors        int64     `json:"errors"`
@@ -65,13 +65,16 @@ type Result struct {
 	PeakRSSMB     []float64 `json:"server_peak_rss_mb"`
 }
 
-// Run measures cfg against users.
+// Run measures cfg against users: cfg.Concurrency callers, paced to cfg.Rate or in a closed
+// loop, measured for cfg.Duration after cfg.Warmup.
 func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, error) {
 	call, err := caller(ctx, users, cfg)
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := drive(ctx, call, cfg.Concurrency, cfg.Rate, cfg.Warmup, false); err != nil {
+	l := Start(Options{Workers: cfg.Concurrency, Rate: cfg.Rate}, "warm-up", func(ctx context.Context, _ int) error { return call(ctx) })
+	defer l.Stop()
+	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return Result{}, err
 	}
 	before, err := cpuSeconds(cfg.PIDs)
@@ -79,10 +82,11 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 		return Result{}, err
 	}
 	start := time.Now()
-	m, err := drive(ctx, call, cfg.Concurrency, cfg.Rate, cfg.Duration, true)
-	if err != nil {
+	l.SetPhase("measured")
+	if err := sleep(ctx, cfg.Duration); err != nil {
 		return Result{}, err
 	}
+	l.Stop()
 	elapsed := time.Since(start).Seconds()
 	after, err := cpuSeconds(cfg.PIDs)
 	if err != nil {
@@ -92,18 +96,31 @@ func Run(ctx context.Context, users userpb.UserService, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	ms := func(q float64) float64 { return float64(m.hist.ValueAtQuantile(q)) / 1000 }
+	m := l.Stats("measured")
+	ms := func(p float64) float64 { return float64(m.Percentile(p).Microseconds()) / 1000 }
 	r := Result{
 		Label: cfg.Label, Round: cfg.Round, Method: cfg.Method, Concurrency: cfg.Concurrency, Rate: cfg.Rate,
-		Seconds: elapsed, Requests: m.hist.TotalCount(), Errors: m.errors, FirstError: m.firstError,
-		RPS: float64(m.hist.TotalCount()) / elapsed,
-		P50: ms(50), P90: ms(90), P99: ms(99), Max: float64(m.hist.Max()) / 1000,
+		Seconds: elapsed, Requests: m.Sent, Errors: m.Failed, FirstError: m.FirstError,
+		RPS: float64(m.Sent) / elapsed,
+		P50: ms(50), P90: ms(90), P99: ms(99), Max: float64(m.Max().Microseconds()) / 1000,
 		CPUSeconds: after - before, PeakRSSMB: rss,
 	}
 	if r.Requests > 0 {
 		r.CPUPerRequest = r.CPUSeconds / float64(r.Requests) * 1e6
 	}
 	return r, nil
+}
+
+// sleep waits d, the length of a measurement, unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // caller returns the call one request makes, after creating what it needs.
@@ -138,63 +155,4 @@ func caller(ctx context.Context, users userpb.UserService, cfg Config) (func(con
 		}, nil
 	}
 	return nil, fmt.Errorf("loadgen: unknown method %q (want %s or %s)", cfg.Method, GetUser, CreateUser)
-}
-
-type measurement struct {
-	hist       *hdrhistogram.Histogram
-	errors     int64
-	firstError string
-}
-
-func newHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) } // 1µs..60s
-
-// drive runs concurrency workers for d, each calling again once it has its answer, all of them
-// together at most perSecond times a second when that is above zero; each keeps its own
-// histogram, merged at the end, so that recording costs no lock.
-func drive(ctx context.Context, call func(context.Context) error, concurrency int, perSecond float64, d time.Duration, record bool) (measurement, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	pace := rate.NewLimiter(rate.Inf, 0)
-	if perSecond > 0 {
-		pace = rate.NewLimiter(rate.Limit(perSecond), 1)
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		all  = measurement{hist: newHistogram()}
-		errs atomic.Int64
-	)
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := newHistogram()
-			first := ""
-			for ctx.Err() == nil {
-				if pace.Wait(ctx) != nil {
-					break // the window closes before this caller's turn
-				}
-				t0 := time.Now()
-				err := call(context.WithoutCancel(ctx))
-				if err != nil {
-					errs.Add(1)
-					if first == "" {
-						first = err.Error()
-					}
-				}
-				if record {
-					_ = h.RecordValue(time.Since(t0).Microseconds())
-				}
-			}
-			mu.Lock()
-			all.hist.Merge(h)
-			if all.firstError == "" {
-				all.firstError = first
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	all.errors = errs.Load()
-	return all, nil
 }

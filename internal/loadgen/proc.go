@@ -1,26 +1,20 @@
 package loadgen
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
-)
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times; 100 on every Linux this runs on.
-const clockTicks = 100
+	"github.com/go-micro-otel/reference/internal/proc"
+)
 
 // cpuSeconds is the user plus system CPU time the processes have used so far.
 func cpuSeconds(pids []int) (float64, error) {
 	var total float64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		fields, err := proc.Stat(pid)
 		if err != nil {
 			return 0, fmt.Errorf("loadgen: cpu of pid %d: %w", pid, err)
 		}
-		// Fields after the command name, which is in parentheses and may hold spaces.
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 		if len(fields) < 13 {
 			return 0, fmt.Errorf("loadgen: /proc/%d/stat: %d fields", pid, len(fields))
 		}
@@ -29,7 +23,7 @@ func cpuSeconds(pids []int) (float64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("loadgen: /proc/%d/stat: %w", pid, err)
 			}
-			total += v / clockTicks
+			total += v / proc.ClockTicks
 		}
 	}
 	return total, nil
@@ -39,23 +33,9 @@ func cpuSeconds(pids []int) (float64, error) {
 func peakRSS(pids []int) ([]float64, error) {
 	out := make([]float64, 0, len(pids))
 	for _, pid := range pids {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+		kb, err := proc.StatusKB(pid, "VmHWM")
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: memory of pid %d: %w", pid, err)
-		}
-		sc := bufio.NewScanner(f)
-		kb := -1.0
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-				kb, err = strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				if err != nil {
-					kb = -1
-				}
-			}
-		}
-		f.Close()
-		if kb < 0 {
-			return nil, fmt.Errorf("loadgen: no VmHWM for pid %d", pid)
 		}
 		out = append(out, kb/1024)
 	}

@@ -1,12 +1,9 @@
 package loadgen
 
 import (
-	"context"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 func TestReportTakesMediansWithTheirSpreadAndComparesWithTheBaseline(t *testing.T) {
@@ -42,25 +39,5 @@ func TestProcReadsThisProcess(t *testing.T) {
 	}
 	if rss, err := peakRSS(pid); err != nil || len(rss) != 1 || rss[0] <= 1 {
 		t.Errorf("peakRSS = %v, %v", rss, err)
-	}
-}
-
-func TestDriveKeepsToTheRate(t *testing.T) {
-	var calls atomic.Int64
-	call := func(context.Context) error { calls.Add(1); return nil }
-	if _, err := drive(context.Background(), call, 4, 100, 300*time.Millisecond, true); err != nil {
-		t.Fatal(err)
-	}
-	paced := calls.Load()
-	// At 100 a second, 300 ms hold 30 calls and the one the limiter allows at once.
-	if paced > 31 {
-		t.Errorf("%d calls in 300 ms at 100 a second", paced)
-	}
-	calls.Store(0)
-	if _, err := drive(context.Background(), call, 4, 0, 300*time.Millisecond, true); err != nil {
-		t.Fatal(err)
-	}
-	if calls.Load() <= paced {
-		t.Errorf("unpaced callers made %d calls, no more than the %d paced ones", calls.Load(), paced)
 	}
 }
