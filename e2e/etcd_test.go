@@ -3,10 +3,9 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/jaeger"
 	"github.com/go-micro-otel/reference/internal/stack"
+	"github.com/go-micro-otel/reference/internal/testenv"
 	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
 
@@ -73,12 +73,4 @@ func TestEtcdRegistry(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()[strings.LastIndexByte(l.Addr().String(), ':')+1:]
-}
+func freePort(t *testing.T) string { return strconv.Itoa(testenv.FreePort(t)) }

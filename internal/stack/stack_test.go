@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-micro-otel/reference/internal/testenv"
 )
 
 // Run with STACK_FAKE set, the test binary is a stand-in component: it serves 200 on every
@@ -63,15 +65,7 @@ func fake(name, mode string, ports ...Port) Component {
 	}
 }
 
-func freePort(t *testing.T) Port {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return Port{Number: l.Addr().(*net.TCPAddr).Port}
-}
+func freePort(t *testing.T) Port { return Port{Number: testenv.FreePort(t)} }
 
 // fakeStack is a stack of cs, run from a folder of the test's, as one invocation of the
 // supervisor sees it; its progress goes to out.
