@@ -183,40 +183,55 @@ func runBench(ctx context.Context, cfg benchConfig, invocation string) (err erro
 		return err
 	}
 
-	// Leave the stack as it was found: stop it at the end if this run started it, start its
-	// services again if they ran.
+	// The benchmark runs a stack of its own, in run/bench/stack, started afresh and its data
+	// deleted after: its millions of spans would otherwise fill the stack's Jaeger and queue up
+	// in the collector ahead of the traces a user looks at next, and its binaries (built with
+	// the plugin and pprof) would replace the stack's. The ports are the same, so a stack that
+	// runs is stopped first and started again at the end, its data untouched.
 	wasRunning := st.PIDs()
-	if _, err := st.Up(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		if len(wasRunning) == 0 {
-			err = errors.Join(err, st.Down(context.WithoutCancel(ctx)))
-			return
-		}
-		if cpus.pinned() { // a stack that was running keeps every core, as it had
-			err = errors.Join(err, pinStack(st, cpus.all))
-		}
-		if _, ok := wasRunning["user-service"]; ok {
-			_, restart := st.Start(context.WithoutCancel(ctx), services...)
-			err = errors.Join(err, restart)
-		}
-	}()
-	if err := st.Stop(ctx, services...); err != nil { // the benchmark runs its own, one mode at a time
-		return err
-	}
-	if cpus.pinned() {
-		if err := pinStack(st, cpus.others); err != nil {
+	if len(wasRunning) > 0 {
+		fmt.Fprintln(os.Stderr, "== the running stack stops for the benchmark, and starts again after it (its data stays)")
+		if err := st.Down(ctx); err != nil {
 			return err
 		}
+		defer func() {
+			names := make([]string, 0, len(wasRunning))
+			for name := range wasRunning {
+				names = append(names, name)
+			}
+			_, restart := st.Start(context.WithoutCancel(ctx), names...)
+			err = errors.Join(err, restart)
+		}()
 	}
-	// The benchmark's services also trace with the go-micro plugin (MICRO_TRACING=plugin) and
-	// serve pprof, which production builds lack.
 	bench, err := stack.New(st.Root)
 	if err != nil {
 		return err
 	}
+	bench.Run = filepath.Join(out, "stack")
+	if err := os.RemoveAll(bench.Run); err != nil {
+		return err
+	}
+	// The benchmark's services also trace with the go-micro plugin (MICRO_TRACING=plugin) and
+	// serve pprof, which production builds lack.
 	bench.Out, bench.BuildTags = os.Stderr, "plugintracing,pprof"
+	fmt.Fprintf(os.Stderr, "== the benchmark's own stack, in %s\n", bench.Run)
+	if _, err := bench.Up(ctx); err != nil {
+		return errors.Join(err, bench.Down(context.WithoutCancel(ctx)))
+	}
+	defer func() {
+		err = errors.Join(err, bench.Down(context.WithoutCancel(ctx)))
+		for _, data := range []string{"jaeger", "otelcol", "nats", "data"} {
+			err = errors.Join(err, os.RemoveAll(filepath.Join(bench.Run, data)))
+		}
+	}()
+	if err := bench.Stop(ctx, services...); err != nil { // the benchmark runs its own, one mode at a time
+		return err
+	}
+	if cpus.pinned() {
+		if err := pinStack(bench, cpus.others); err != nil {
+			return err
+		}
+	}
 	// loadgen's calls find the services and authenticate as every client of the stack does.
 	for _, kv := range st.ClientEnv() {
 		k, v, _ := strings.Cut(kv, "=")
