@@ -195,6 +195,10 @@ func runBench(ctx context.Context, cfg benchConfig, invocation string) (err erro
 			return err
 		}
 		defer func() {
+			// Its processes inherit this one's cores: every core again, as the stack had.
+			if cpus.pinned() {
+				err = errors.Join(err, proc.Pin(os.Getpid(), cpus.all))
+			}
 			names := make([]string, 0, len(wasRunning))
 			for name := range wasRunning {
 				names = append(names, name)
