@@ -21,14 +21,21 @@ const ClockTicks = 100
 
 // Stat returns the fields of /proc/PID/stat that follow the command name, which is in
 // parentheses and may hold anything: Stat(pid)[0] is the state, field 3 of proc(5).
-func Stat(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func Stat(pid int) ([]string, error) { return stat(fmt.Sprintf("/proc/%d/stat", pid)) }
+
+// ThreadStat is Stat for the thread tid of process pid.
+func ThreadStat(pid, tid int) ([]string, error) {
+	return stat(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+}
+
+func stat(file string) ([]string, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return nil, fmt.Errorf("%s: no command name", file)
 	}
 	return strings.Fields(string(b[i+1:])), nil
 }

@@ -139,11 +139,13 @@ func (s *Stack) pid(name string) (int, bool) {
 	return pid, true
 }
 
-// procStart returns when pid started, and whether it runs: a zombie, exited but not yet
-// reaped, does not.
+// procStart returns when pid started, and whether it runs. A zombie, exited but not yet
+// reaped, does not, unless it is a leader whose other threads still run: the state shows the
+// leader's thread alone, and the others hold the process's files and sockets until the last
+// has exited.
 func procStart(pid int) (time.Time, bool) {
 	fields, err := proc.Stat(pid)
-	if err != nil || len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+	if err != nil || len(fields) < 20 || (exited(fields[0]) && !threadsRun(pid)) {
 		return time.Time{}, false
 	}
 	ticks, err := strconv.ParseInt(fields[19], 10, 64) // starttime, in clock ticks after boot
@@ -152,6 +154,26 @@ func procStart(pid int) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return boot.Add(time.Duration(ticks) * time.Second / proc.ClockTicks), true
+}
+
+func exited(state string) bool { return state == "Z" || state == "X" }
+
+// threadsRun reports whether any thread of pid's group other than its leader has not exited.
+func threadsRun(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil || tid == pid {
+			continue
+		}
+		if fields, err := proc.ThreadStat(pid, tid); err == nil && len(fields) > 0 && !exited(fields[0]) {
+			return true
+		}
+	}
+	return false
 }
 
 // bootTime is when the machine booted, from /proc/stat.

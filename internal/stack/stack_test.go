@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +24,9 @@ import (
 
 // Run with STACK_FAKE set, the test binary is a stand-in component: it serves 200 on every
 // port of FAKE_PORTS, and exits 0 on SIGTERM, or ignores it (STACK_FAKE=deaf), or exits at
-// once with a message (STACK_FAKE=crash).
+// once with a message (STACK_FAKE=crash), or on SIGTERM ends only its main thread, the
+// process's leader, while the others keep serving (STACK_FAKE=leader-exits): the state a
+// process is in, briefly, while its threads exit one by one.
 func TestMain(m *testing.M) {
 	switch os.Getenv("STACK_FAKE") {
 	case "":
@@ -47,7 +50,20 @@ func TestMain(m *testing.M) {
 		go func() { _ = http.Serve(l, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})) }()
 	}
 	<-term
+	if os.Getenv("STACK_FAKE") == "leader-exits" {
+		// exit(2), not exit_group(2): the leader becomes a zombie, its threads and their
+		// sockets live on.
+		syscall.RawSyscall(syscall.SYS_EXIT, 0, 0, 0)
+	}
 	os.Exit(0)
+}
+
+// The leader-exits fake must end the main thread, on which the runtime runs main only when
+// it is locked there before main starts.
+func init() {
+	if os.Getenv("STACK_FAKE") == "leader-exits" {
+		runtime.LockOSThread()
+	}
 }
 
 // fake is a component run by the test binary, serving on ports.
@@ -191,6 +207,29 @@ func TestStopKillsWhatIgnoresSIGTERMAfterItsGrace(t *testing.T) {
 	}
 	if _, running := procStart(pid); running || !strings.Contains(out.String(), "a did not stop within 300ms; killed it") {
 		t.Errorf("pid %d running %v after stop; it said:\n%s", pid, running, out.String())
+	}
+}
+
+// A process whose leader has exited still runs while any of its threads does, holding its
+// ports: down waits for the last, and kills it after the grace.
+func TestDownWaitsForEveryThreadNotOnlyTheLeader(t *testing.T) {
+	run := t.TempDir()
+	a := fake("a", "leader-exits", freePort(t))
+	a.StopGrace = 300 * time.Millisecond
+	var out bytes.Buffer
+	if _, err := fakeStack(t, run, &out, a).Up(t.Context()); err != nil {
+		t.Fatalf("up: %v\n%s", err, out.String())
+	}
+	// Another invocation, as `make down` is: the process is not its child.
+	s := fakeStack(t, run, &out, a)
+	if err := s.Down(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "a did not stop within 300ms; killed it") {
+		t.Errorf("down took the zombie leader for the process; it said:\n%s", out.String())
+	}
+	if held(a.Ports[0]) {
+		t.Errorf("port %d still served after down", a.Ports[0].Number)
 	}
 }
 
