@@ -19,10 +19,8 @@ import (
 	"path/filepath"
 
 	"github.com/XSAM/otelsql"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 var (
@@ -79,7 +77,11 @@ func OpenPostgres(ctx context.Context, dsn string, tp trace.TracerProvider, mp m
 
 // open opens dsn with d's driver; where names the database in errors.
 func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
-	db, err := otelsql.Open(d.driver, dsn,
+	connector, err := d.connector(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", where, err)
+	}
+	db := otelsql.OpenDB(connector,
 		otelsql.WithTracerProvider(tp),
 		otelsql.WithMeterProvider(mp),
 		otelsql.WithAttributes(d.system),
@@ -98,9 +100,6 @@ func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerPro
 			},
 		}),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", where, err)
-	}
 	if _, err := db.ExecContext(ctx, d.ddl(schema)); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: schema of %s: %w", where, err)
