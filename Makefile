@@ -28,7 +28,7 @@ NATIVE  := go run ./cmd/stack
 .PHONY: help build proto proto-check lint test test-short fuzz-smoke clean up down status logs demo e2e chaos native-tools bench bench-smoke bench-overhead bench-profile compose-smoke script-tests need-postgres need-curl-jq need-docker
 
 help: ## List the targets.
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 build: ## Build the three commands into bin/.
 	go build -o bin/ $(addprefix ./cmd/,$(CMDS))
@@ -61,6 +61,7 @@ need-docker:
 script-tests: $(TOOLS) $(BUF)
 	scripts/proto-check_test.sh
 	scripts/need_test.sh
+	scripts/make-help_test.sh
 
 lint: $(TOOLS) ## gofmt, go vet and staticcheck, on every module.
 	@unformatted=$$(gofmt -l cmd internal proto tools e2e deploy); \
@@ -86,7 +87,7 @@ native-tools: ## Build Consul, NATS, the collector, Jaeger and etcd into the cac
 e2e: native-tools ## Start the native stack from scratch, run the demo, check the traces in Jaeger.
 	go test -tags e2e -count=1 -timeout 20m -v -run 'TestNativeStack|TestTailSampling|TestEtcdRegistry' ./e2e/
 
-chaos: native-tools ## Fault tests on the native stack (~10 min); figures in run/chaos/report.md.
+chaos: native-tools ## Fault tests on the native stack (~6 min); figures in run/chaos/report.md.
 	go test -tags e2e -count=1 -timeout 40m -v -run TestChaos ./e2e/
 
 bench: native-tools ## What tracing costs on the native stack: four modes, services pinned apart, 5 rounds (~9 min; BENCH_* settings, see cmd/loadgen/bench.go); table in run/bench/
@@ -95,7 +96,7 @@ bench: native-tools ## What tracing costs on the native stack: four modes, servi
 bench-smoke: native-tools ## The bench harness in a few seconds per mode.
 	go run ./cmd/loadgen bench -smoke
 
-bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four modes, 10 interleaved rounds, benchstat (~7 min).
+bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four modes, 10 interleaved rounds, benchstat (~6 min).
 	scripts/bench-overhead.sh
 
 bench-profile: $(TOOLS) ## One round of bench-overhead with CPU profiles, and each traced mode's difference from none.
