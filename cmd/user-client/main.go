@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	merrors "go-micro.dev/v4/errors"
-
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/demo"
 	"github.com/go-micro-otel/reference/internal/guard"
@@ -90,10 +88,7 @@ func printJSON(s demo.Step) {
 		OK      bool   `json:"ok"`
 		Code    int32  `json:"code,omitempty"`
 		Summary string `json:"summary"`
-	}{s.Name, s.TraceID.String(), s.OK(), 0, s.Summary}
-	if s.Err != nil {
-		out.Code = merrors.FromError(s.Err).Code
-	}
+	}{s.Name, s.TraceID.String(), s.OK(), s.Code(), s.Summary}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
 }

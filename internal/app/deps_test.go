@@ -1,6 +1,9 @@
 package app_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
 	"slices"
 	"strings"
@@ -37,5 +40,52 @@ func TestProductionBinariesLinkNoBenchmarkTooling(t *testing.T) {
 	}
 	if !slices.Contains(list("plugintracing", linked), plugin) || !slices.Contains(list("pprof", ownImports), pprof) {
 		t.Errorf("built with -tags plugintracing,pprof, the binaries do not link the plugin or pprof")
+	}
+}
+
+// go-micro errors arrive in several forms (wrapper.ErrorOf says which); a package that read
+// them another way would decide differently about the same error. Only the wrapper's own code
+// calls go-micro's FromError or Parse.
+func TestGoMicroErrorsAreReadInOnePlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("asks the go command")
+	}
+	out, err := exec.Command("go", "list", "-tags", "plugintracing,pprof,e2e",
+		"-f", `{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}} {{end}}`, "../../...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	files := strings.Fields(string(out))
+	if len(files) < 50 {
+		t.Fatalf("go list found %d files of the module", len(files))
+	}
+	for _, file := range files {
+		if strings.Contains(file, "/internal/wrapper/") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := ""
+		for _, imp := range f.Imports {
+			if imp.Path.Value == `"go-micro.dev/v4/errors"` {
+				name = "errors"
+				if imp.Name != nil {
+					name = imp.Name.Name
+				}
+			}
+		}
+		if name == "" {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == name && (sel.Sel.Name == "FromError" || sel.Sel.Name == "Parse") {
+					t.Errorf("%s reads a go-micro error with %s.%s; use wrapper.ErrorOf", file, name, sel.Sel.Name)
+				}
+			}
+			return true
+		})
 	}
 }

@@ -8,12 +8,12 @@ import (
 	"net/http"
 
 	"go-micro.dev/v4/client"
-	merrors "go-micro.dev/v4/errors"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/go-micro-otel/reference/internal/handler"
+	"github.com/go-micro-otel/reference/internal/wrapper"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -33,7 +33,16 @@ func (s Step) OK() bool {
 	if s.WantCode == 0 {
 		return s.Err == nil
 	}
-	return s.Err != nil && merrors.FromError(s.Err).Code == s.WantCode
+	return s.Err != nil && s.Code() == s.WantCode
+}
+
+// Code is the go-micro error code the step failed with: 0 when it succeeded or failed without
+// one.
+func (s Step) Code() int32 {
+	if e := wrapper.ErrorOf(s.Err); e != nil {
+		return e.Code
+	}
+	return 0
 }
 
 // Names of the steps, in order.
@@ -131,7 +140,10 @@ func (r *runner) step(ctx context.Context, name string, wantCode int32, call fun
 	ctx, span := r.tracer.Start(ctx, "demo "+name, trace.WithNewRoot())
 	summary, err := call(ctx)
 	if err != nil {
-		summary = merrors.FromError(err).Detail
+		summary = err.Error()
+		if e := wrapper.ErrorOf(err); e != nil {
+			summary = e.Detail
+		}
 		span.SetStatus(codes.Error, summary)
 	}
 	span.End()

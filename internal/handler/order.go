@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/go-micro-otel/reference/internal/store"
+	"github.com/go-micro-otel/reference/internal/wrapper"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
 )
@@ -53,14 +54,14 @@ func (h *Order) CreateOrder(ctx context.Context, req *orderpb.CreateOrderRequest
 	}
 	got, err := h.users.GetUser(ctx, &userpb.GetUserRequest{Id: req.GetUserId()})
 	if err != nil {
-		if merrors.FromError(err).Code == http.StatusNotFound {
+		if e := wrapper.ErrorOf(err); e != nil && e.Code == http.StatusNotFound {
 			return merrors.NotFound(OrderServiceName, "user not found")
 		}
 		return internalError(ctx, h.logger, OrderServiceName, "checking the user", err)
 	}
 	if got.GetUser().GetId() != req.GetUserId() {
-		// Only the user itself confirms it exists: go-micro's HTTP transport turns a refusal at
-		// the HTTP level (a 431 from net/http) into a success with an empty answer.
+		// Only the user itself confirms it exists: an answer without it (from a user.service
+		// that is faulty, or older than this one) must not create an order.
 		return internalError(ctx, h.logger, OrderServiceName, "checking the user", errUserNotConfirmed)
 	}
 	o, replayed, err := h.orders.Create(ctx, store.Order{UserID: req.GetUserId(), Items: items, TotalCents: total}, req.GetIdempotencyKey())
