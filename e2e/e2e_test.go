@@ -255,6 +255,10 @@ func TestNativeStack(t *testing.T) {
 		if srv.ParentSpanID != call.SpanID {
 			t.Error("the server span is not the client span's child")
 		}
+		// The supervisor builds the services in this clone, and the go command stamps the commit.
+		if v := srv.Resource["service.version"]; !regexp.MustCompile(`^v\d+\.\d+\.\d+-.*[0-9a-f]{12}`).MatchString(v) {
+			t.Errorf("user.service reports service.version %q, want the pseudo-version of the commit it was built from", v)
+		}
 		insert := one(t, tr, "user.service", "INSERT users", jaeger.KindClient)
 		attrs(t, insert, map[string]string{"db.system.name": "sqlite", "db.collection.name": "users"})
 		send := one(t, tr, "user.service", "send user.created", jaeger.KindProducer)

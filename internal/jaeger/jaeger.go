@@ -49,10 +49,10 @@ func (c *Client) Trace(ctx context.Context, id string) (*Trace, error) {
 	}
 	t := &Trace{ID: id}
 	for _, rs := range body.Result.ResourceSpans {
-		service := rs.Resource.Attributes.values()["service.name"]
+		resource := rs.Resource.Attributes.values()
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
-				t.Spans = append(t.Spans, s.span(service))
+				t.Spans = append(t.Spans, s.span(resource))
 			}
 		}
 	}
@@ -160,6 +160,7 @@ const StatusError = 2
 type Span struct {
 	SpanID, ParentSpanID string
 	Service, Name        string
+	Resource             map[string]string // the attributes of the process that made it
 	Kind                 int
 	Start, End           time.Time
 	Attributes           map[string]string
@@ -227,9 +228,10 @@ type otlpSpan struct {
 	} `json:"status"`
 }
 
-func (s otlpSpan) span(service string) Span {
+func (s otlpSpan) span(resource map[string]string) Span {
 	out := Span{
-		SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Service: service, Name: s.Name, Kind: int(s.Kind),
+		SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Service: resource["service.name"], Resource: resource,
+		Name: s.Name, Kind: int(s.Kind),
 		Start: unixNano(s.Start), End: unixNano(s.End), Attributes: s.Attributes.values(),
 		StatusCode: int(s.Status.Code), StatusMessage: s.Status.Message,
 	}

@@ -311,7 +311,9 @@ func (s *Stack) build(ctx context.Context, c Component) (string, error) {
 		}
 		return strings.TrimSpace(out.String()), nil
 	}
-	args := []string{"build", "-o", filepath.Join(s.Run, "bin") + "/"}
+	// -buildvcs=auto, whatever GOFLAGS says: the go command stamps the commit into the binary
+	// where it can, which the services report as service.version.
+	args := []string{"build", "-buildvcs=auto", "-o", filepath.Join(s.Run, "bin") + "/"}
 	if s.BuildTags != "" {
 		args = append(args, "-tags", s.BuildTags)
 	}

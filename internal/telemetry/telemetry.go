@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +64,6 @@ type Telemetry struct {
 }
 
 type options struct {
-	version         string
 	processor       sdktrace.SpanProcessor
 	reader          sdkmetric.Reader
 	logProcessor    sdklog.Processor
@@ -73,9 +73,6 @@ type options struct {
 
 // Option configures New and Setup.
 type Option func(*options)
-
-// WithServiceVersion sets service.version.
-func WithServiceVersion(v string) Option { return func(o *options) { o.version = v } }
 
 // WithSpanProcessor replaces the OTLP export pipeline, e.g. with an in-memory recorder in tests.
 func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
@@ -139,7 +136,7 @@ func New(ctx context.Context, serviceName string, opts ...Option) (_ *Telemetry,
 		}
 	}()
 
-	res, err := newResource(ctx, serviceName, o.version)
+	res, err := newResource(ctx, serviceName, buildVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +255,17 @@ func (t *Telemetry) Spans() (counts SpanCounts, ok bool) {
 // Disabled reports OTEL_SDK_DISABLED=true, which the Go SDK does not honour by itself.
 func Disabled() bool {
 	return strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
+}
+
+// buildVersion is the version the go command stamped into the binary: the module's tag, or a
+// pseudo-version naming the commit it was built from (+dirty with uncommitted changes); empty
+// when it stamped none (a test binary, a build outside a repository).
+func buildVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok || info.Main.Version == "(devel)" {
+		return ""
+	}
+	return info.Main.Version
 }
 
 func newResource(ctx context.Context, serviceName, version string) (*resource.Resource, error) {
