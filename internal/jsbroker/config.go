@@ -9,13 +9,15 @@ import (
 )
 
 type config struct {
-	url               string
-	name              string
-	token             string
-	logger            *slog.Logger
-	publishTimeout    time.Duration
-	setupTimeout      time.Duration
-	ackWait           time.Duration
+	url            string
+	name           string
+	token          string
+	logger         *slog.Logger
+	publishTimeout time.Duration
+	setupTimeout   time.Duration
+	ackWait        time.Duration
+	// retention is how long a stream keeps messages: 7 days, long enough for a consumer that
+	// was down over a weekend to catch up.
 	retention         time.Duration
 	redeliveryBackoff func(delivery uint64) time.Duration
 }
@@ -51,10 +53,6 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // WithPublishTimeout bounds how long a publish waits for the server's acknowledgement
 // (default 2s): a request that publishes must not hang on a broker outage.
 func WithPublishTimeout(d time.Duration) Option { return func(c *config) { c.publishTimeout = d } }
-
-// WithRetention sets how long a stream keeps messages (default 7 days), long enough for a
-// consumer that was down over a weekend to catch up.
-func WithRetention(d time.Duration) Option { return func(c *config) { c.retention = d } }
 
 // WithRedeliveryBackoff sets the wait before a failed message is delivered again, given how
 // many times it has been delivered (default Backoff).
