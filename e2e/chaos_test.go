@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -140,7 +141,7 @@ func collectorDown(t *testing.T, h *chaos, r *row) {
 	outageStart := time.Now()
 	rssDuring := peakRSS(t, pids, outage(t))
 	l.SetPhase("after")
-	back := portOpens(t, stack.CollectorOTLPGRPC.Addr())
+	back := portOpens(stack.CollectorOTLPGRPC.Addr())
 	start(t, "otelcol")
 	returned := <-back
 	time.Sleep(5 * time.Second) // the load goes on after the return, as it would
@@ -261,14 +262,19 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 	time.Sleep(5 * time.Second)
 	l.SetPhase("during")
 
+	// Watched beside the stop, so not from the test's goroutine: nothing here may fail t.
+	consul := native(t)
 	deregistered := make(chan time.Time, 1)
 	go func() {
-		for {
-			if !slices.Contains(instanceIDs(t, "user.service"), node) {
-				deregistered <- time.Now()
-				return
+		err := wait.Until(context.Background(), 10*time.Second, func() error {
+			in, err := consul.Instances(context.Background(), "user.service")
+			if err == nil && slices.ContainsFunc(in, func(i stack.Instance) bool { return i.ID == node }) {
+				err = errors.New("still registered")
 			}
-			time.Sleep(20 * time.Millisecond)
+			return err
+		})
+		if err == nil {
+			deregistered <- time.Now()
 		}
 	}()
 	if err := extra.Signal(syscall.SIGTERM); err != nil {
@@ -288,7 +294,7 @@ func sigtermUnderLoad(t *testing.T, h *chaos, r *row) {
 		if at.After(exited) {
 			t.Errorf("the instance left Consul %s after it exited", at.Sub(exited))
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(11 * time.Second):
 		t.Error("the stopped instance is still in Consul")
 	}
 	if r.Failed > 0 {
@@ -548,11 +554,13 @@ func (h *chaos) probesReachJaeger(t *testing.T, r *row, ids []string) {
 }
 
 // portOpens reports, on the channel it returns, when something first accepts connections on
-// addr.
-func portOpens(t *testing.T, addr string) <-chan time.Time {
-	t.Helper()
+// addr within two minutes; it closes the channel if nothing does. The time is a measurement
+// (how soon export resumes after it), so it polls every 10 ms to the end, where wait.Until's
+// polls grow to a quarter second.
+func portOpens(addr string) <-chan time.Time {
 	at := make(chan time.Time, 1)
 	go func() {
+		defer close(at)
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 				c.Close()
@@ -560,7 +568,6 @@ func portOpens(t *testing.T, addr string) <-chan time.Time {
 				return
 			}
 		}
-		close(at)
 	}()
 	return at
 }
@@ -791,14 +798,6 @@ func instancesOf(t *testing.T, service string) []stack.Instance {
 		t.Fatal(err)
 	}
 	return in
-}
-
-func instanceIDs(t *testing.T, service string) []string {
-	var ids []string
-	for _, in := range instancesOf(t, service) {
-		ids = append(ids, in.ID)
-	}
-	return ids
 }
 
 func instanceID(t *testing.T, service, addr string) string {
