@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -60,8 +61,28 @@ func (b *Broker) Init(opts ...broker.Option) error {
 // Options returns the go-micro broker options.
 func (b *Broker) Options() broker.Options { return b.opts }
 
-// Address returns the server's URL.
-func (b *Broker) Address() string { return b.cfg.url }
+// Address returns the servers' URLs, without the credentials they may hold.
+func (b *Broker) Address() string { return redacted(b.cfg.url) }
+
+const unparsable = "(a URL that does not parse)"
+
+// redacted is a NATS server list (comma-separated URLs) without the user information of any:
+// a token or a user and password may be written there, and the list reaches errors, logs and
+// spans.
+func redacted(servers string) string {
+	list := strings.Split(servers, ",")
+	for i, s := range list {
+		u, err := url.Parse(strings.TrimSpace(s))
+		switch {
+		case err != nil:
+			list[i] = unparsable
+		case u.User != nil:
+			u.User = nil
+			list[i] = u.String()
+		}
+	}
+	return strings.Join(list, ",")
+}
 
 // String names the messaging system, as spans report it.
 func (b *Broker) String() string { return "nats" }
@@ -76,6 +97,10 @@ func (b *Broker) Connect() error {
 	if b.nc != nil {
 		return nil
 	}
+	// The NATS client quotes a URL it cannot parse, credentials and all, in its error.
+	if strings.Contains(redacted(b.cfg.url), unparsable) {
+		return fmt.Errorf("jsbroker: the NATS server list %s has a URL that does not parse", redacted(b.cfg.url))
+	}
 	nc, err := nats.Connect(b.cfg.url,
 		nats.Name(b.cfg.name),
 		nats.Token(b.cfg.token),
@@ -88,7 +113,7 @@ func (b *Broker) Connect() error {
 		nats.ReconnectHandler(func(*nats.Conn) { b.cfg.logger.Info("nats: reconnected") }),
 	)
 	if err != nil {
-		return fmt.Errorf("jsbroker: connect to %s: %w", b.cfg.url, err)
+		return fmt.Errorf("jsbroker: connect to %s: %w", redacted(b.cfg.url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

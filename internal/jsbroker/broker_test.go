@@ -3,6 +3,7 @@ package jsbroker_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,6 +221,25 @@ func TestAWrongTokenIsRefusedAtConnect(t *testing.T) {
 	}
 	b := connect(t, ns.ClientURL(), jsbroker.WithToken("s3cret"))
 	publish(t, b, "t.auth", "ok", nil)
+}
+
+// Credentials in the server list never reach an error, a log or a span.
+func TestServerURLsAreReportedWithoutCredentials(t *testing.T) {
+	for _, servers := range []string{"nats://s3cret@127.0.0.1:1", "nats://alice:s3cret@127.0.0.1:1,nats://127.0.0.1:2", "nats://s3cret:%zz@127.0.0.1:1"} {
+		b := jsbroker.New(servers)
+		err := b.Connect()
+		if err == nil {
+			t.Fatalf("connected to %s, where nothing listens", b.Address())
+		}
+		for _, said := range []string{err.Error(), b.Address()} {
+			if strings.Contains(said, "s3cret") || strings.Contains(said, "alice") {
+				t.Errorf("%q is said with its credentials: %q", servers, said)
+			}
+		}
+	}
+	if got := jsbroker.New("nats://alice:s3cret@127.0.0.1:1,nats://127.0.0.1:2").Address(); got != "nats://127.0.0.1:1,nats://127.0.0.1:2" {
+		t.Errorf("Address() = %q, want both servers without the user", got)
+	}
 }
 
 func TestBackoffGrowsToAMinute(t *testing.T) {
