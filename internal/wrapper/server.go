@@ -9,6 +9,7 @@ import (
 	"go-micro.dev/v4/transport/headers"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -41,7 +42,7 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 				local, remote := addresses(ctx, header)
 				span.SetAttributes(conns.get([2]string{local, remote}, connAttrs)...)
 			}
-			defer endOnPanic(span)
+			defer endOnPanic(ctx, span, cfg.metrics.serverDuration, start, m.metrics)
 			err := next(ctx, req, rsp)
 			recordDuration(ctx, cfg.metrics.serverDuration, start, m.metrics, endRPC(span, err, true))
 			return err
@@ -113,7 +114,7 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 				startOpts = append(startOpts, trace.WithNewRoot())
 			}
 			ctx, span := cfg.tracer.Start(ctx, "process "+msg.Topic(), startOpts...)
-			defer endOnPanic(span)
+			defer endOnPanic(ctx, span, cfg.metrics.processDuration, start, tp.metrics)
 			err := next(ctx, msg)
 			recordDuration(ctx, cfg.metrics.processDuration, start, tp.metrics, endMessaging(span, err))
 			return err
@@ -131,14 +132,18 @@ func receivedMessageID(header map[string]string) string {
 	return c.Get(headers.ID)
 }
 
-// endOnPanic ends span as failed when the handler panics, then lets the panic continue to
-// go-micro's own recovery: a tracing wrapper must not change what the server does. The panic
-// value is not recorded: it may hold request data.
-func endOnPanic(span trace.Span) {
+// endOnPanic ends span as failed when the handler panics, and measures the duration as a
+// failure, the 500 go-micro answers; then it lets the panic continue to go-micro's own
+// recovery: a tracing wrapper must not change what the server does. The panic value is not
+// recorded: it may hold request data.
+func endOnPanic(ctx context.Context, span trace.Span, h metric.Float64Histogram, start time.Time, base measured) {
 	if r := recover(); r != nil {
-		span.SetAttributes(semconv.ErrorTypeKey.String("panic"))
+		span.SetAttributes(panicked)
 		span.SetStatus(codes.Error, "handler panicked")
 		span.End()
+		recordDuration(ctx, h, start, base, []attribute.KeyValue{panicked})
 		panic(r)
 	}
 }
+
+var panicked = semconv.ErrorTypeKey.String("panic")

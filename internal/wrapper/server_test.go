@@ -14,6 +14,7 @@ import (
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -101,8 +102,11 @@ func TestHandlerSpanRecordsErrors(t *testing.T) {
 	}
 }
 
+// A panic ends the span and is measured as a failure, as the 500 go-micro then answers; the
+// panic goes on to go-micro's recovery.
 func TestHandlerPanicEndsSpanAndPanicsOn(t *testing.T) {
 	opts, rec, _ := recorded()
+	opts, reader := withMetrics(opts)
 	h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { panic("secret@example.com") })
 	defer func() {
 		if r := recover(); r == nil {
@@ -112,6 +116,10 @@ func TestHandlerPanicEndsSpanAndPanicsOn(t *testing.T) {
 		checkAttrs(t, s, map[attribute.Key]string{"error.type": "panic"})
 		if s.Status().Code != codes.Error || s.Status().Description != "handler panicked" {
 			t.Errorf("status %v", s.Status())
+		}
+		hist := metricNamed(t, reader, "rpc.server.call.duration").Data.(metricdata.Histogram[float64])
+		if len(hist.DataPoints) != 1 || hist.DataPoints[0].Count != 1 || attrsOf(hist.DataPoints[0].Attributes)["error.type"] != "panic" {
+			t.Errorf("rpc.server.call.duration after a panic: %+v, want one measurement with error.type=panic", hist.DataPoints)
 		}
 	}()
 	_ = h(inbound(), fakeRequest("User.GetUser", nil, nil), nil)
