@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -154,7 +155,7 @@ func newConfig(opts []Option) *config {
 	if c.propagator == nil {
 		c.propagator = otel.GetTextMapPropagator()
 	}
-	c.tracer = c.tracerProvider.Tracer(ScopeName, trace.WithInstrumentationVersion(Version))
+	c.tracer = c.tracerProvider.Tracer(ScopeName, trace.WithInstrumentationVersion(Version), trace.WithSchemaURL(semconv.SchemaURL))
 	c.metrics = newInstruments(c.meterProvider)
 	c.fields = c.propagator.Fields()
 	return c

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/rpcconv"
 )
@@ -23,7 +24,7 @@ type instruments struct {
 }
 
 func newInstruments(mp metric.MeterProvider) instruments {
-	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version), metric.WithSchemaURL(semconv.SchemaURL))
 	// The constructors fall back to no-op instruments on error; the SDK's error handler hears why.
 	client, err1 := rpcconv.NewClientCallDuration(m)
 	server, err2 := rpcconv.NewServerCallDuration(m)

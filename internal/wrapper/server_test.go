@@ -14,6 +14,7 @@ import (
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -264,4 +265,24 @@ func TestSubscriberSpanCanStartANewTrace(t *testing.T) {
 		t.Errorf("status %v, want Error", s.Status())
 	}
 	checkAttrs(t, s, map[attribute.Key]string{"error.type": "500", "messaging.system": "go_micro"})
+}
+
+// Spans and metrics name the scope that made them and the conventions' schema, with which a
+// back end can translate attribute names across versions of the conventions.
+func TestSpansAndMetricsNameTheirScopeAndSchema(t *testing.T) {
+	opts, rec, _ := recorded()
+	opts, reader := withMetrics(opts)
+	h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return nil })
+	_ = h(inbound(), fakeRequest("User.GetUser", nil, inboundHeader()), nil)
+	want := instrumentation.Scope{Name: ScopeName, Version: Version, SchemaURL: semconv.SchemaURL}
+	if got := onlySpan(t, rec).InstrumentationScope(); got != want {
+		t.Errorf("span scope %+v, want %+v", got, want)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if len(rm.ScopeMetrics) != 1 || rm.ScopeMetrics[0].Scope != want {
+		t.Errorf("metric scopes %+v, want one: %+v", rm.ScopeMetrics, want)
+	}
 }
