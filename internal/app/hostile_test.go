@@ -289,8 +289,9 @@ func checkOutcome(t *testing.T, tc hostile, err error) {
 	}
 }
 
-// checkServerSpan checks the SERVER span of the request: it records the code as error.type and
-// rpc.response.status_code, and is marked failed only for a 5xx. No request may panic.
+// checkServerSpan checks the SERVER span of the request: it records the code as
+// rpc.response.status_code, and fails (error.type, error status) only for a 5xx. No request may
+// panic.
 func checkServerSpan(t *testing.T, tc hostile, spans testenv.Spans) {
 	t.Helper()
 	var servers testenv.Spans
@@ -316,8 +317,12 @@ func checkServerSpan(t *testing.T, tc hostile, spans testenv.Spans) {
 	switch {
 	case tc.code == 0 && (hasErrType || hasStatus):
 		t.Errorf("a successful call's span has error.type %q, rpc.response.status_code %q", errType.String(), status.String())
-	case tc.code != 0 && (errType.AsString() != strconv.Itoa(int(tc.code)) || status.AsString() != strconv.Itoa(int(tc.code))):
-		t.Errorf("error.type %q, rpc.response.status_code %q, want %d", errType.String(), status.String(), tc.code)
+	case tc.code != 0 && status.AsString() != strconv.Itoa(int(tc.code)):
+		t.Errorf("rpc.response.status_code %q, want %d", status.String(), tc.code)
+	case tc.code >= 500 && errType.AsString() != strconv.Itoa(int(tc.code)):
+		t.Errorf("error.type %q, want %d", errType.String(), tc.code)
+	case tc.code > 0 && tc.code < 500 && hasErrType:
+		t.Errorf("error.type %q on a %d: the caller's mistake is not the server's failure", errType.String(), tc.code)
 	}
 	wantStatus := codes.Unset
 	if tc.code >= 500 {

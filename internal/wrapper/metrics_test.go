@@ -80,8 +80,8 @@ func TestServerDurationByOutcome(t *testing.T) {
 		}
 		counts[a["error.type"]+"/"+a["rpc.response.status_code"]] += dp.Count
 	}
-	if counts["/"] != 2 || counts["400/400"] != 1 {
-		t.Errorf("calls by outcome %v, want 2 successes and one 400", counts)
+	if counts["/"] != 2 || counts["/400"] != 1 {
+		t.Errorf("calls by outcome %v, want 2 successes and one 400 without error.type", counts)
 	}
 }
 

@@ -205,19 +205,25 @@ func classify(err error) outcome {
 	return outcome{errorType: semconv.ErrorType(err).Value.AsString(), message: err.Error()}
 }
 
-// endRPC records err on an RPC span and ends it. A SERVER span is an error only when the
-// server is at fault (5xx or no code); a CLIENT span for every failure. It returns the error's
-// attributes, for the metrics; none on success.
+// endRPC records err on an RPC span and ends it. A CLIENT span fails with every error; a SERVER
+// span only when the server is at fault (5xx or no code): a 4xx answers the caller's mistake,
+// and its span carries the code alone, without error.type or an error status, as the
+// conventions ask of an operation that did not fail. It returns the attributes the metrics
+// record with the duration; none on success.
 func endRPC(span trace.Span, err error, server bool) []attribute.KeyValue {
 	var attrs []attribute.KeyValue
 	if err != nil {
 		o := classify(err)
-		attrs = []attribute.KeyValue{semconv.ErrorTypeKey.String(o.errorType)}
+		failed := !server || o.code == 0 || o.code >= 500
+		attrs = make([]attribute.KeyValue, 0, 2)
+		if failed {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(o.errorType))
+		}
 		if o.code != 0 {
 			attrs = append(attrs, semconv.RPCResponseStatusCode(o.errorType))
 		}
 		span.SetAttributes(attrs...)
-		if !server || o.code == 0 || o.code >= 500 {
+		if failed {
 			span.SetStatus(codes.Error, o.message)
 		}
 	}
