@@ -250,7 +250,8 @@ func TestNativeStack(t *testing.T) {
 		t.Logf("CreateUser trace from Jaeger:\n%s", b.String())
 		noOrphans(t, tr)
 		call := one(t, tr, "user-client", "user.User/CreateUser", jaeger.KindClient)
-		attrs(t, call, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "127.0.0.1", "server.port": fmt.Sprint(stack.UserService.Number)})
+		attrs(t, call, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "user.service",
+			"network.peer.address": "127.0.0.1", "network.peer.port": fmt.Sprint(stack.UserService.Number), "go_micro.attempts": "1"})
 		srv := one(t, tr, "user.service", "user.User/CreateUser", jaeger.KindServer)
 		if srv.ParentSpanID != call.SpanID {
 			t.Error("the server span is not the client span's child")

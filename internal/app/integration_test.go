@@ -182,10 +182,11 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 		root := one(t, tr.Where(clientSvc, "demo "+demo.CreateUser, trace.SpanKindInternal), "demo root")
 		call := one(t, tr.ChildrenOf(root).Where(clientSvc, "user.User/CreateUser", trace.SpanKindClient), "client span")
 		wantAttrs(t, call, map[string]string{
-			"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "127.0.0.1",
+			"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser", "server.address": "user.service",
+			"network.peer.address": "127.0.0.1", "go_micro.attempts": "1",
 		})
-		if _, ok := testenv.Attr(call, semconv.ServerPortKey); !ok {
-			t.Error("client span has no server.port")
+		if _, ok := testenv.Attr(call, semconv.NetworkPeerPortKey); !ok {
+			t.Error("client span has no network.peer.port")
 		}
 		srv := one(t, tr.ChildrenOf(call).Where(userSvc, "user.User/CreateUser", trace.SpanKindServer), "server span")
 		wantAttrs(t, srv, map[string]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/CreateUser"})

@@ -44,8 +44,8 @@ func unsampledHop(t testing.TB, traced bool) func() {
 			WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))),
 			WithMeterProvider(meterProvider()), WithPropagators(benchPropagator),
 		}
-		tc := &tracedClient{Client: c, cfg: newConfig(opts), counting: true}
-		tc.Client = &answeringClient{call: tc.traceAttempt(answer)}
+		tc := &tracedClient{Client: c, cfg: newConfig(opts)}
+		tc.Client = &answeringClient{call: annotateAttempt(answer)}
 		c = tc
 	}
 	call := c.NewRequest("order.service", "Order.CountOrders", wrapperspb.Int64(1))
@@ -89,14 +89,12 @@ func BenchmarkUnsampledHop(b *testing.B) {
 //	extracting the caller's context       2  its span context as a span, and the context holding it
 //	the SERVER span, not recorded         3  the SDK's start: the attributes for the sampler, the
 //	                                         span, and the context holding it
-//	the call's state                      1  the context carrying it to the attempts (the count
-//	                                         of candidates, whether an attempt started a span)
 //	the CLIENT span, not recorded         3  as for the SERVER span
 //	injecting into the outgoing metadata  4  go-micro's copy of the metadata, its room for one
 //	                                         more key, the traceparent text, the context holding it
 //
 // Recording the duration metrics allocates nothing.
-const unsampledHopAllocs = 2 + 3 + 1 + 3 + 4
+const unsampledHopAllocs = 2 + 3 + 3 + 4
 
 func TestUnsampledHopAllocatesOnlyForPropagation(t *testing.T) {
 	untraced := testing.AllocsPerRun(200, unsampledHop(t, false))

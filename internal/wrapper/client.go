@@ -14,18 +14,17 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// NewClientWrapper traces calls (one CLIENT span per attempt) and publications (one PRODUCER
-// span each).
+// NewClientWrapper traces calls and publications: one CLIENT span per call, from before the
+// selector picks a node to the answer of the last attempt, as the RPC conventions ask of a
+// call that is retried; one PRODUCER span per publication.
 //
-// It changes the client it wraps, c: go-micro runs a call wrapper once per attempt, inside its
-// retries, only when the wrapper is installed on the client that makes the attempts, so
-// NewClientWrapper installs one with c.Init(client.WrapCall(...)). Calls made on c itself, not
-// through the client returned, are then traced too, one span per attempt, but without the span
-// of a call that reaches no node and without the count of candidate nodes. Use the client
-// returned.
+// It changes the client it wraps, c: go-micro tells which node an attempt tries only to a call
+// wrapper installed on the client that makes the attempts, so NewClientWrapper installs one with
+// c.Init(client.WrapCall(...)). That wrapper names the node on the call's span and records each
+// failed attempt as an event of it; calls made on c itself, not through the client returned,
+// pass through it untraced. Use the client returned.
 //
 // Wrapping a client that is already traced, directly or beneath other wrappers, returns it
 // as it is: its calls are traced once, as the first wrapping set up.
@@ -34,13 +33,11 @@ func NewClientWrapper(opts ...Option) client.Wrapper {
 		if traced(c) {
 			return c
 		}
-		cfg := newConfig(opts)
-		_, disabled := cfg.tracerProvider.(noop.TracerProvider)
-		tc := &tracedClient{Client: c, cfg: cfg, counting: !disabled}
-		tc.methods.setExtra(cfg.extra())
+		tc := &tracedClient{Client: c, cfg: newConfig(opts)}
+		tc.methods.setExtra(tc.cfg.extra())
 		if err := c.Init(tc.install); err != nil {
-			// go-micro's clients cannot fail here; another client may. Its calls still work,
-			// traced only when they reach no node.
+			// go-micro's clients cannot fail here; another client may. Its calls are still
+			// traced, without the nodes they tried.
 			otel.Handle(fmt.Errorf("wrapper: install the call wrapper: %w", err))
 		}
 		return tc
@@ -53,7 +50,7 @@ type installedKey struct{}
 
 // install is the client option that installs the per-attempt call wrapper, and says so.
 func (t *tracedClient) install(o *client.Options) {
-	o.CallOptions.CallWrappers = append(o.CallOptions.CallWrappers, t.traceAttempt)
+	o.CallOptions.CallWrappers = append(o.CallOptions.CallWrappers, annotateAttempt)
 	if o.Context == nil {
 		o.Context = context.Background()
 	}
@@ -71,143 +68,139 @@ func traced(c client.Client) bool {
 
 type tracedClient struct {
 	client.Client
-	cfg *config
-	// counting is false when no span can be recorded: a candidate count would go unused.
-	counting bool
-	methods  methods
-	targets  cache[target, []trace.SpanStartOption]
-	topics   cache[string, topic]
+	cfg     *config
+	methods methods
+	targets cache[target, described]
+	topics  cache[string, topic]
 }
 
-// target is what an attempt's span starts with: the method, the node tried, and among how
-// many the selector chose it (0 when not counted).
+// target is where a call goes: a method of a service, as the registry names it.
 type target struct {
-	method      *method
-	address, id string
-	candidates  int32
+	method  *method
+	service string
 }
 
-// startOptions start the span of an attempt at t: its kind and attributes, built once, so that
-// starting it allocates no options.
-func (t target) startOptions() []trace.SpanStartOption {
-	kvs := append(slices.Clip(t.method.kvs), hostPort(semconv.ServerAddressKey, semconv.ServerPortKey, t.address)...)
-	kvs = append(kvs, nodeID.String(t.id))
-	if t.candidates > 0 {
-		kvs = append(kvs, candidates.Int(int(t.candidates)))
+// described is what a call's span starts with and its duration is measured with: built once
+// per target, so that the hot path allocates no options.
+type described struct {
+	start   []trace.SpanStartOption
+	metrics measured
+}
+
+// describe names the service as server.address: the conventions' "group of RPC server
+// instances the request is sent to", which in go-micro is a name in the registry. The node an
+// attempt reaches is the peer (network.peer.*), known only once the selector has picked it.
+func (t target) describe() described {
+	addr := semconv.ServerAddress(t.service)
+	return described{
+		start:   []trace.SpanStartOption{kindClient, trace.WithAttributes(append(slices.Clip(t.method.kvs), addr)...), t.method.original},
+		metrics: newMeasured(append(t.method.metrics.set.ToSlice(), addr)...),
 	}
-	return []trace.SpanStartOption{kindClient, trace.WithAttributes(kvs...), t.method.original}
 }
 
-// callState records whether a call's spans come from its attempts or, when no attempt reached
-// a node before the call gave up, from Call itself. go-micro returns on a timeout while an
-// attempt may still be selecting a node; the state makes sure only one side records a span.
-// It also carries how many nodes the selector chose from, for the spans to name.
-type callState struct {
-	v          atomic.Int32
+func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	if f := t.cfg.clientFilter; f != nil && !f(ctx, req) {
+		return t.Client.Call(t.cfg.outgoingRPC(ctx), req, rsp, opts...)
+	}
+	start := time.Now()
+	m := t.methods.lookup(req.Endpoint(), req.Body())
+	at := target{method: m, service: req.Service()}
+	var d described
+	if m.recognised {
+		d = t.targets.get(at, target.describe)
+	} else {
+		d = at.describe() // one of a kind: not worth a place in the cache
+	}
+	ctx, span := t.cfg.tracer.Start(ctx, m.name, d.start...)
+	var err error
+	if span.IsRecording() {
+		call := &recordedCall{Context: ctx, span: span}
+		// Appended last, the count sees what the caller's own selector filters left.
+		opts = append(opts[:len(opts):len(opts)], call.countCandidates)
+		err = t.Client.Call(t.cfg.outgoingRPC(call), req, rsp, opts...)
+		call.end()
+	} else {
+		// Nothing to name on a span that records nothing: the attempts pass through.
+		err = t.Client.Call(t.cfg.outgoingRPC(ctx), req, rsp, opts...)
+	}
+	recordDuration(ctx, t.cfg.metrics.clientDuration, start, d.metrics, endRPC(span, err, false))
+	return err
+}
+
+// recordedCall is the context of a call whose span records, as its attempts see it: the span,
+// and what they and the selector tell it. A context and its state in one allocation, where
+// context.WithValue would take two.
+type recordedCall struct {
+	context.Context
+	span       trace.Span
+	attempts   atomic.Int32
 	candidates atomic.Int32 // 0 until the selector has run
 }
 
-const (
-	callPending   int32 = iota
-	callAttempted       // an attempt started a span; Call records nothing
-	callClosed          // Call recorded the failure; late attempts record nothing
-)
+type recordedCallKey struct{}
 
-type callStateKey struct{}
-
-// callContext carries a call's state down to its attempts: a context and its state in one
-// allocation, where context.WithValue would take two.
-type callContext struct {
-	context.Context
-	state callState
-}
-
-func (c *callContext) Value(key any) any {
-	if key == (callStateKey{}) {
-		return &c.state
+func (c *recordedCall) Value(key any) any {
+	if key == (recordedCallKey{}) {
+		return c
 	}
 	return c.Context.Value(key)
 }
 
-// skipped is the state of every call the client filter leaves out: closed from the start, so
-// that its attempts pass through untraced. Shared: nothing writes to a closed state.
-var skipped = func() *callState {
-	s := &callState{}
-	s.v.Store(callClosed)
-	return s
-}()
-
-func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	if f := t.cfg.clientFilter; f != nil && !f(ctx, req) {
-		return t.Client.Call(context.WithValue(t.cfg.outgoingRPC(ctx), callStateKey{}, skipped), req, rsp, opts...)
-	}
-	start := time.Now()
-	cctx := &callContext{Context: ctx}
-	state := &cctx.state
-	// Inside an unsampled trace the parent-based samplers this project uses record no attempt
-	// span, so the count would go unused there too: the unsampled path stays free of its
-	// allocations.
-	if sc := trace.SpanContextFromContext(ctx); t.counting && (!sc.IsValid() || sc.IsSampled()) {
-		opts = append(opts[:len(opts):len(opts)], state.countCandidates)
-	}
-	err := t.Client.Call(cctx, req, rsp, opts...)
-	if err != nil && state.v.CompareAndSwap(callPending, callClosed) {
-		// No node was tried (service not found, deadline already passed): without this span
-		// the failure would be invisible in the trace.
-		m := t.methods.lookup(req.Endpoint(), req.Body())
-		_, span := t.cfg.tracer.Start(ctx, m.name, kindClient, trace.WithTimestamp(start), m.attrs, m.original)
-		if n := state.candidateCount(); n > 0 && span.IsRecording() {
-			span.SetAttributes(candidates.Int(n))
-		}
-		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
-	}
-	return err
-}
-
 // countCandidates is a call option that adds a selector filter: go-micro selects once per call,
 // before the attempts, and the filter sees the services the selector fetched, so the count
-// costs no second registry look-up. Appended last, it counts what the caller's own filters left.
-func (s *callState) countCandidates(o *client.CallOptions) {
+// costs no second registry look-up.
+func (c *recordedCall) countCandidates(o *client.CallOptions) {
 	// Clipped: the slice may be the client's defaults, which concurrent calls share.
-	o.SelectOptions = append(o.SelectOptions[:len(o.SelectOptions):len(o.SelectOptions)], s.addFilter)
+	o.SelectOptions = append(o.SelectOptions[:len(o.SelectOptions):len(o.SelectOptions)], c.addFilter)
 }
 
-func (s *callState) addFilter(o *selector.SelectOptions) {
-	o.Filters = append(o.Filters, s.count)
+func (c *recordedCall) addFilter(o *selector.SelectOptions) {
+	o.Filters = append(o.Filters, c.count)
 }
 
 // count changes nothing: it only counts the nodes the strategy will pick from.
-func (s *callState) count(services []*registry.Service) []*registry.Service {
+func (c *recordedCall) count(services []*registry.Service) []*registry.Service {
 	n := 0
 	for _, svc := range services {
 		n += len(svc.Nodes)
 	}
-	s.candidates.Store(int32(n))
+	c.candidates.Store(int32(n))
 	return services
 }
 
-// traceAttempt is the CallWrapper: go-micro runs it once per node attempt, so the node is known
-// at span start.
-func (t *tracedClient) traceAttempt(next client.CallFunc) client.CallFunc {
+// annotateAttempt is the CallWrapper: go-micro runs it once per attempt, with the node the
+// attempt tries. On a recorded call's span it names that node as the peer (the last one tried
+// is the one the span keeps, as the conventions ask) and records a failed attempt as an event:
+// an error that a retry overcame is not the call's.
+func annotateAttempt(next client.CallFunc) client.CallFunc {
 	return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-		state, _ := ctx.Value(callStateKey{}).(*callState)
-		if state != nil && !state.v.CompareAndSwap(callPending, callAttempted) && state.v.Load() == callClosed {
+		call, _ := ctx.Value(recordedCallKey{}).(*recordedCall)
+		if call == nil {
 			return next(ctx, node, req, rsp, opts)
 		}
-		start := time.Now()
-		m := t.methods.lookup(req.Endpoint(), req.Body())
-		at := target{method: m, address: node.Address, id: node.Id, candidates: int32(state.candidateCount())}
-		var startOpts []trace.SpanStartOption
-		if m.recognised {
-			startOpts = t.targets.get(at, target.startOptions)
-		} else {
-			startOpts = at.startOptions() // one of a kind: not worth a place in the cache
+		n := call.attempts.Add(1)
+		err := next(ctx, node, req, rsp, opts)
+		peer := append(hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, node.Address), nodeID.String(node.Id))
+		if err != nil {
+			event := append(slices.Clip(peer), attemptNumber.Int(int(n)), semconv.ErrorTypeKey.String(classify(err).errorType))
+			call.span.AddEvent(attemptFailed, trace.WithAttributes(event...))
 		}
-		ctx, span := t.cfg.tracer.Start(ctx, m.name, startOpts...)
-		err := next(t.cfg.outgoingRPC(ctx), node, req, rsp, opts)
-		recordDuration(ctx, t.cfg.metrics.clientDuration, start, m.metrics, endRPC(span, err, false))
+		call.span.SetAttributes(peer...)
 		return err
 	}
+}
+
+// end names, on the call's span, among how many nodes the selector chose and how many
+// attempts the call took.
+func (c *recordedCall) end() {
+	kvs := make([]attribute.KeyValue, 0, 2)
+	if n := c.candidates.Load(); n > 0 {
+		kvs = append(kvs, candidates.Int(int(n)))
+	}
+	if n := c.attempts.Load(); n > 0 {
+		kvs = append(kvs, attempts.Int(int(n)))
+	}
+	c.span.SetAttributes(kvs...)
 }
 
 func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...client.PublishOption) error {
@@ -235,18 +228,13 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 	return err
 }
 
-// Which node the selector picked, and among how many: selection is part of the call, not a span
-// of its own.
+// Which node the selector picked, among how many, and the attempts of a call: selection and
+// retries are part of the call, not spans of their own.
 const (
-	nodeID     = attribute.Key("go_micro.node.id")
-	candidates = attribute.Key("go_micro.selector.candidates")
+	nodeID        = attribute.Key("go_micro.node.id")
+	candidates    = attribute.Key("go_micro.selector.candidates")
+	attempts      = attribute.Key("go_micro.attempts")
+	attemptNumber = attribute.Key("go_micro.attempt")
+	// attemptFailed is the event of an attempt that failed, with its number, node and error.
+	attemptFailed = "go_micro.attempt.failed"
 )
-
-// candidateCount is how many nodes the call's selector chose from, 0 when unknown (no state: an
-// attempt made by a client that Call did not start).
-func (s *callState) candidateCount() int {
-	if s == nil {
-		return 0
-	}
-	return int(s.candidates.Load())
-}

@@ -13,15 +13,19 @@
 //
 // Spans:
 //
-//   - Every call attempt is a CLIENT span named after the fully qualified method
-//     ("user.User/CreateUser", from the request's proto package and the go-micro endpoint) with
-//     rpc.system.name "go_micro", rpc.method, server.address and server.port of the node that
-//     was tried, go_micro.node.id (the registry id of that node) and
-//     go_micro.selector.candidates (how many nodes the selector chose it from, after the
-//     caller's own selector filters). Each retry the client's retry policy allows is an attempt,
-//     and a span, of its own; a call that fails before any node is tried (service not found)
-//     still gets a CLIENT span, without an address, carrying the error. For spans per attempt,
-//     NewClientWrapper installs a call wrapper on the client it wraps: see its documentation.
+//   - Every call is a CLIENT span named after the fully qualified method
+//     ("user.User/CreateUser", from the request's proto package and the go-micro endpoint),
+//     from before the selector picks a node to the answer of the last attempt, as the RPC
+//     conventions ask of a retried call. It carries rpc.system.name "go_micro", rpc.method,
+//     server.address (the service's name in the registry: the group of servers the call goes
+//     to), and, once an attempt has run, network.peer.address/network.peer.port and
+//     go_micro.node.id of the last node tried, go_micro.attempts (how many attempts the call
+//     took) and go_micro.selector.candidates (how many nodes the selector chose from, after the
+//     caller's own selector filters). Each failed attempt is an event, go_micro.attempt.failed,
+//     with its number, node and error.type; an error a retry overcame is not the call's. A call
+//     that fails before any node is tried (service not found) has no peer. To see the
+//     attempts, NewClientWrapper installs a call wrapper on the client it wraps: see its
+//     documentation.
 //   - Every handled request is a SERVER span with the same name, server.address/server.port of
 //     the listener and network.peer.address/network.peer.port of the caller.
 //   - Publishing is a PRODUCER span "send <topic>", processing a CONSUMER span
@@ -32,11 +36,11 @@
 //     PRODUCER span; a subscriber wrapper cannot see its broker, so name it with
 //     WithMessagingSystem, or the CONSUMER spans say "go_micro".
 //
-// Outcome: a failed call sets error.type and rpc.response.status_code to the go-micro error
-// code ("404", "500"...), or error.type to the Go error type for errors that carry no code.
-// rpc.response.status_code is absent on success, as go-micro has no code for it. CLIENT,
-// PRODUCER and CONSUMER spans get status Error for every failure; SERVER spans only for 5xx
-// and uncoded errors, because a 4xx is the caller's fault and not the server's, as for HTTP.
+// Outcome: a failed call sets rpc.response.status_code to the go-micro error code ("404",
+// "500"...); it is absent on success, as go-micro has no code for it. CLIENT, PRODUCER and
+// CONSUMER spans fail with every error: status Error, and error.type the code, or the Go error
+// type for errors that carry none. SERVER spans fail only for 5xx and uncoded errors, because a
+// 4xx is the caller's fault and not the server's, as for HTTP: a 4xx there has its code alone.
 //
 // Consumer parenting: by default the CONSUMER span is a child of the producer's span and also
 // links to it, which the messaging conventions allow for single-message delivery and which

@@ -17,7 +17,7 @@ import (
 // from semconv; created once per wrapper. Every duration is in seconds with the conventions'
 // bucket boundaries, durationBuckets.
 type instruments struct {
-	clientDuration  metric.Float64Histogram // rpc.client.call.duration, per attempt
+	clientDuration  metric.Float64Histogram // rpc.client.call.duration, per call
 	serverDuration  metric.Float64Histogram // rpc.server.call.duration
 	sentMessages    metric.Int64Counter     // messaging.client.sent.messages
 	processDuration metric.Float64Histogram // messaging.process.duration
