@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	raw "go-micro.dev/v4/codec/bytes"
 	merrors "go-micro.dev/v4/errors"
@@ -522,5 +523,36 @@ func TestAnEventTheSubscriberRefusesIsNotRedelivered(t *testing.T) {
 	})
 	if info := s.nats.ConsumerInfo(t, "user_created", "order_service"); info.Delivered.Consumer != 1 || info.NumRedelivered != 0 {
 		t.Errorf("the refused event was delivered %d times (%d redelivered), want once", info.Delivered.Consumer, info.NumRedelivered)
+	}
+
+	// Refused before any subscriber runs: go-micro finds no codec for the content type, or the
+	// body does not decode. The same bytes never will: each is delivered once, and a valid
+	// event after them is processed.
+	undecodable := []broker.Message{
+		{Header: map[string]string{"Content-Type": "application/protobuf"}, Body: []byte{0xff, 0xff, 0xff}},
+		{Header: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"event_id":"e-1","user_id":"abc"}`)},
+		{Header: map[string]string{"Content-Type": "text/plain"}, Body: []byte("hello")},
+		{Header: map[string]string{}, Body: []byte{0xff}},
+	}
+	for i := range undecodable {
+		if err := b.Publish(events.UserCreated, &undecodable[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Publish(context.Background(), c.NewMessage(events.UserCreated,
+		&userpb.UserCreated{EventId: "after-the-undecodable", UserId: 1}, client.WithMessageContentType("application/protobuf"))); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(2 + len(undecodable))
+	wait.For(t, 10*time.Second, "the undecodable events settled and the valid one processed", func() error {
+		info := s.nats.ConsumerInfo(t, "user_created", "order_service")
+		if info.Delivered.Consumer < want || info.NumAckPending != 0 || info.NumPending != 0 {
+			return fmt.Errorf("delivered %d times, %d awaiting acknowledgement, %d not delivered",
+				info.Delivered.Consumer, info.NumAckPending, info.NumPending)
+		}
+		return nil
+	})
+	if info := s.nats.ConsumerInfo(t, "user_created", "order_service"); info.Delivered.Consumer != want || info.NumRedelivered != 0 {
+		t.Errorf("%d events were delivered %d times (%d redelivered), want once each", want, info.Delivered.Consumer, info.NumRedelivered)
 	}
 }

@@ -252,7 +252,7 @@ func TestARetriedCallIsOneSpanWithItsAttemptsAsEvents(t *testing.T) {
 	for _, e := range s.Events() {
 		kv := map[string]string{}
 		for _, a := range e.Attributes {
-			kv[string(a.Key)] = a.Value.Emit()
+			kv[string(a.Key)] = a.Value.String()
 		}
 		if e.Name != attemptFailed || kv["error.type"] != "503" || kv["network.peer.port"] != port {
 			t.Errorf("event %q %v, want %s with error.type 503 and the node", e.Name, kv, attemptFailed)
