@@ -283,6 +283,9 @@ func (s *subscriber) handle(msg jetstream.Msg) {
 	case permanent(ev.err):
 		s.logger.Error("nats: message refused by its handler; not redelivered", "topic", s.topic, "error", ev.err)
 		settle = msg.TermWithReason("handler refused the message")
+	case wrapper.RefusedBeforeSubscriber(ev.err):
+		s.logger.Error("nats: message does not decode; not redelivered", "topic", s.topic, "error", ev.err)
+		settle = msg.TermWithReason("message does not decode")
 	default:
 		delay := time.Second
 		if md, err := msg.Metadata(); err == nil {

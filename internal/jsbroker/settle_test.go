@@ -1,6 +1,7 @@
 package jsbroker
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,7 +48,10 @@ func TestTheSubscriberSettlesByTheHandlersError(t *testing.T) {
 		{"failed, first delivery", merrors.InternalServerError("order.service", "database is locked"), 1, "nak", time.Second},
 		{"failed, fourth delivery", merrors.InternalServerError("order.service", "database is locked"), 4, "nak", 8 * time.Second},
 		{"failed, after many deliveries", merrors.InternalServerError("order.service", "database is locked"), 50, "nak", time.Minute},
-		{"no go-micro error", io.ErrUnexpectedEOF, 2, "nak", 2 * time.Second},
+		// A subscriber's error without a code, as go-micro's servers report it.
+		{"failed without a code", fmt.Errorf("subscriber error: %w", io.ErrUnexpectedEOF), 2, "nak", 2 * time.Second},
+		// go-micro refused it before any subscriber ran: the body does not decode.
+		{"does not decode", errors.New("proto: cannot parse invalid wire-format data"), 1, "term", 0},
 		{"the caller's timeout", merrors.Timeout("user.service", "deadline passed"), 1, "nak", time.Second},
 		{"rate limited", merrors.New("order.service", "rate limit exceeded", 429), 1, "nak", time.Second},
 		{"refused", refused, 1, "term", 0},

@@ -49,6 +49,15 @@ func ErrorOf(err error) *merrors.Error {
 	return parseError(text)
 }
 
+// RefusedBeforeSubscriber reports whether err is a go-micro server's refusal of a message
+// before any subscriber ran: it has no codec for the message's content type, or the body does
+// not decode into the subscriber's type. The server returns those errors as they are, where it
+// reports a subscriber's own failure as "subscriber error: ..." and a panic as a coded error of
+// its own; the same bytes will never be processed, so a broker must not deliver them again.
+func RefusedBeforeSubscriber(err error) bool {
+	return err != nil && ErrorOf(err) == nil && !strings.HasPrefix(err.Error(), subscriberPrefix)
+}
+
 // subscriberPrefix begins the error go-micro's servers report for a failed subscriber.
 const subscriberPrefix = "subscriber error: "
 

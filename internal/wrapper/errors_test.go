@@ -55,3 +55,21 @@ func TestErrorOfReadsTheSubscribersErrorInsideTheRPCServers(t *testing.T) {
 		t.Errorf("ErrorOf(%v) = %v, want the server's own 500", panicked, got)
 	}
 }
+
+// go-micro's servers return a message's decoding failure as it is, before any subscriber runs,
+// and a subscriber's own failure as "subscriber error: ...".
+func TestRefusedBeforeSubscriber(t *testing.T) {
+	for err, want := range map[error]bool{
+		errors.New("proto: cannot parse invalid wire-format data"):           true,
+		errors.New("Unsupported Content-Type: text/plain"):                   true,
+		errors.New("subscriber error: store: begin: database is locked"):     false,
+		errors.New(`subscriber error: {"id":"order.service","code":400}`):    false,
+		merrors.InternalServerError("go.micro.server", "panic recovered: x"): false,
+		nil: false,
+	} {
+		if got := RefusedBeforeSubscriber(err); got != want {
+			t.Errorf("RefusedBeforeSubscriber(%v) = %v, want %v", err, got, want)
+		}
+	}
+
+}
