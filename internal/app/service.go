@@ -112,7 +112,7 @@ func newService(name string, d Deps, db *store.DB) *Service {
 	opts := []micro.Option{
 		// Server and Client first: they replace the objects every later option configures.
 		// Both speak gRPC (internal/grpctransport says why).
-		micro.Server(grpctransport.NewServer()),
+		micro.Server(grpctransport.NewServer(grpctransport.Admit(d.Guard.Admit(name)))),
 		micro.Client(newClient()),
 		micro.Context(runCtx),
 		micro.HandleSignal(false), // the caller's context decides when to stop

@@ -16,8 +16,11 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/fault"
@@ -258,6 +261,29 @@ func TestRefusalsBeforeAHandlerNeedTheToken(t *testing.T) {
 		_, st := testenv.RawGRPC(context.Background(), cc, "/"+svc+".Admin/DropAll", "proto", []byte{})
 		if me := testenv.MicroError(st); me == nil || merrors.FromError(me).Detail != "missing or invalid bearer token" {
 			t.Errorf("%s: %v", svc, st)
+		}
+	}
+}
+
+// A caller without the token that sends headers and never a body is answered at once: it
+// cannot hold streams, and the server's memory, open for as long as it likes.
+func TestAStrangerCannotHoldAStreamOpen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and both services")
+	}
+	s := startStack(t, func(_ string, d *app.Deps) { d.Guard = guard.Config{Token: "wire-s3cret"} })
+	for _, svc := range []string{userSvc, orderSvc} {
+		cc := testenv.DialGRPC(t, address(t, s, svc))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cs, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, "/"+svc+".User/GetUser")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No message and no end of the stream: only the headers.
+		err = cs.RecvMsg(new(emptypb.Empty))
+		cancel()
+		if me := testenv.MicroError(status.Convert(err)); me == nil || me.Code != 401 {
+			t.Errorf("%s: a stream without the token and without a body got %v, want a 401 at once", svc, err)
 		}
 	}
 }

@@ -48,6 +48,15 @@ func refusalOf(ctx context.Context, c *call, err error) *merrors.Error {
 	return &merrors.Error{Code: http.StatusInternalServerError, Detail: "the request could not be served"}
 }
 
+// refusalOfAdmission is the go-micro error an admission check refused a request with; a 403
+// when the check said no more.
+func refusalOfAdmission(err error) *merrors.Error {
+	if me := wrapper.ErrorOf(err); me != nil && me.Code != 0 {
+		return &merrors.Error{Code: me.Code, Detail: me.Detail}
+	}
+	return &merrors.Error{Code: http.StatusForbidden, Detail: "the request is not admitted"}
+}
+
 // expired is the error for a request whose caller's deadline passed or who went away.
 func expired(cause error) *merrors.Error {
 	if errors.Is(cause, context.Canceled) {

@@ -41,6 +41,7 @@ import (
 	"go-micro.dev/v4/server"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -62,14 +63,41 @@ const (
 	// handshakeTimeout is how long a new connection has to send the HTTP/2 preface and
 	// settings: a peer that connects and stays silent holds a file descriptor only that long.
 	handshakeTimeout = 5 * time.Second
+	// maxConnectionIdle closes a connection that has had no request for that long (gRPC's
+	// GOAWAY: a client's connection opens again on its next call), and maxConnections bounds
+	// those open at once, beyond which new ones wait to be accepted: a peer that opens
+	// connections and sends nothing on them holds about 17 KiB each, and could hold thousands.
+	// The services' own clients keep a few connections each.
+	maxConnectionIdle = 2 * time.Minute
+	maxConnections    = 1024
+	// maxStreams bounds the requests in flight on one connection; go-micro's client opens
+	// another connection past 20.
+	maxStreams = 128
 )
 
 // Server is go-micro's gRPC server with the additions of the package documentation.
 type Server struct {
 	server.Server
+	admit func(header map[string]string) error // nil: every request is read
 
 	mu       sync.RWMutex
 	handlers map[string]reflect.Value // the registered handlers by name ("User")
+}
+
+type admitKey struct{}
+
+// Admit has the server check a request's headers as they arrive, before it reads the body: a
+// request check refuses is answered at once, through the handler wrappers like every refusal,
+// with check's error (a go-micro error, for its code). Without it, a caller that sends headers
+// and never a body holds its stream, and the server's memory, until it goes away; a stranger
+// could open thousands. check sees the headers as the handler wrappers do.
+func Admit(check func(header map[string]string) error) server.Option {
+	return func(o *server.Options) {
+		if o.Context == nil {
+			o.Context = context.Background()
+		}
+		o.Context = context.WithValue(o.Context, admitKey{}, check)
+	}
 }
 
 // NewServer returns the gRPC server. Options are go-micro's server options; give the handler
@@ -78,15 +106,21 @@ func NewServer(opts ...server.Option) *Server {
 	s := &Server{handlers: map[string]reflect.Value{}}
 	base := []server.Option{
 		grpcserver.MaxMsgSize(MaxMessageBytes),
+		grpcserver.MaxConn(maxConnections),
 		grpcserver.Options(
 			grpc.MaxHeaderListSize(MaxHeaderBytes),
 			grpc.ConnectionTimeout(handshakeTimeout),
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnectionIdle}),
+			grpc.MaxConcurrentStreams(maxStreams),
 			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 			grpc.StreamInterceptor(s.intercept),
 		),
 		server.WrapHandler(s.enter),
 	}
 	s.Server = grpcserver.NewServer(append(base, opts...)...)
+	if ctx := s.Server.Options().Context; ctx != nil {
+		s.admit, _ = ctx.Value(admitKey{}).(func(map[string]string) error)
+	}
 	return s
 }
 
@@ -132,6 +166,11 @@ func (s *Server) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 		metadata.Pairs("content-type", contentType))
 	if !supportedContentTypes[contentType] {
 		return s.refuse(ctx, info.FullMethod, c, unsupportedContentType())
+	}
+	if s.admit != nil {
+		if err := s.admit(c.header); err != nil {
+			return s.refuse(ctx, info.FullMethod, c, refusalOfAdmission(err))
+		}
 	}
 	err := handler(srv, &stream{ServerStream: ss, ctx: ctx, call: c, contentType: contentType})
 	if err == nil || c.entered.Load() {

@@ -135,15 +135,37 @@ func RateLimit(service string, limiter *rate.Limiter) server.HandlerWrapper {
 
 // Authenticate refuses requests without "Authorization: Bearer <token>", with a 401.
 func Authenticate(service, token string) server.HandlerWrapper {
-	want := []byte("Bearer " + token)
+	check := authenticate(service, token)
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			got := []byte(wrapper.MetadataCarrier(req.Header()).Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, want) != 1 {
-				return merrors.Unauthorized(service, "missing or invalid bearer token")
+			if err := check(req.Header()); err != nil {
+				return err
 			}
 			return next(ctx, req, rsp)
 		}
+	}
+}
+
+// Admit is the check of Authenticate on a request's headers alone, for a transport to run
+// before it reads the body (grpctransport.Admit): a stranger is refused as soon as its headers
+// arrive, and cannot hold a request open waiting for a body it never sends. nil when no token
+// is set.
+func (c Config) Admit(service string) func(header map[string]string) error {
+	if c.Token == "" {
+		return nil
+	}
+	return authenticate(service, c.Token)
+}
+
+// authenticate refuses headers without the bearer token, compared in constant time.
+func authenticate(service, token string) func(header map[string]string) error {
+	want := []byte("Bearer " + token)
+	return func(header map[string]string) error {
+		got := []byte(wrapper.MetadataCarrier(header).Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			return merrors.Unauthorized(service, "missing or invalid bearer token")
+		}
+		return nil
 	}
 }
 
