@@ -540,7 +540,7 @@ func TestAnEventTheSubscriberRefusesIsNotRedelivered(t *testing.T) {
 		}
 	}
 	if err := c.Publish(context.Background(), c.NewMessage(events.UserCreated,
-		&userpb.UserCreated{EventId: "after-the-undecodable", UserId: 1}, client.WithMessageContentType("application/protobuf"))); err != nil {
+		&userpb.UserCreated{EventId: "0b7e5f4c-2a1d-4e8b-9c3f-6d5a4b3c2e1f", UserId: 1}, client.WithMessageContentType("application/protobuf"))); err != nil {
 		t.Fatal(err)
 	}
 	want := uint64(2 + len(undecodable))

@@ -407,7 +407,7 @@ func testUserCreatedIsIdempotent(t *testing.T, b testenv.Backend) {
 	db := b.OpenNew(t, store.OrderSchema)
 	h := NewOrder(store.NewOrders(db), users{}, discard)
 	ctx := context.Background()
-	ev := &userpb.UserCreated{EventId: "e-1", UserId: 7}
+	ev := &userpb.UserCreated{EventId: "4f5e7c1a-0d3b-4c8e-9a51-2b6f0e9d7c10", UserId: 7}
 	for i := 0; i < 3; i++ {
 		if err := h.UserCreated(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -416,7 +416,13 @@ func testUserCreatedIsIdempotent(t *testing.T, b testenv.Backend) {
 	if a, e := testenv.Count(t, db, "accounts"), testenv.Count(t, db, "processed_events"); a != 1 || e != 1 {
 		t.Errorf("%d accounts, %d events after 3 deliveries, want 1 and 1", a, e)
 	}
-	for _, bad := range []*userpb.UserCreated{{UserId: 7}, {EventId: "e-2"}} {
+	defer func() {
+		if a, e := testenv.Count(t, db, "accounts"), testenv.Count(t, db, "processed_events"); a != 1 || e != 1 {
+			t.Errorf("%d accounts, %d events after the refused events, want 1 and 1", a, e)
+		}
+	}()
+	for _, bad := range []*userpb.UserCreated{{UserId: 7}, {EventId: "6a0c9e2b-3f41-4d77-8b1e-5c2d9f0a4e63"},
+		{EventId: "e-2", UserId: 7}, {EventId: strings.Repeat("x", 900_000), UserId: 7}} {
 		if err := h.UserCreated(ctx, bad); code(err) != 400 {
 			t.Errorf("%v: %v, want 400", bad, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/google/uuid"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go.opentelemetry.io/otel/trace"
@@ -130,8 +131,9 @@ func (h *Order) CountOrders(ctx context.Context, req *orderpb.CountOrdersRequest
 
 // UserCreated opens the new user's order account. Redelivered events change nothing.
 func (h *Order) UserCreated(ctx context.Context, ev *userpb.UserCreated) error {
-	if ev.GetEventId() == "" || ev.GetUserId() <= 0 {
-		return merrors.BadRequest(OrderServiceName, "user.created event without event_id or user_id")
+	// The event id is user.service's outbox id, a UUID; it is stored, so nothing else is taken.
+	if uuid.Validate(ev.GetEventId()) != nil || ev.GetUserId() <= 0 {
+		return merrors.BadRequest(OrderServiceName, "user.created event without a UUID event_id or a user_id")
 	}
 	opened, err := h.orders.OpenAccount(ctx, ev.GetEventId(), ev.GetUserId())
 	if err != nil {
