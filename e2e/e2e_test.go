@@ -261,7 +261,7 @@ func TestNativeStack(t *testing.T) {
 			t.Errorf("user.service reports service.version %q, want the pseudo-version of the commit it was built from", v)
 		}
 		insert := one(t, tr, "user.service", "INSERT users", jaeger.KindClient)
-		attrs(t, insert, map[string]string{"db.system.name": "sqlite", "db.collection.name": "users"})
+		attrs(t, insert, map[string]string{"db.system.name": "sqlite", "db.query.summary": "INSERT users"})
 		send := one(t, tr, "user.service", "send user.created", jaeger.KindProducer)
 		if send.ParentSpanID != srv.SpanID {
 			t.Error("send user.created is not the server span's child")

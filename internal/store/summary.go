@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql/driver"
+	"slices"
 	"strings"
 	"sync"
 
@@ -11,42 +12,32 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// querySummary is db.query.summary: the operation and the table it works on ("SELECT users",
-// "INSERT order_items"), or just the operation when there is no table ("BEGIN").
-type querySummary struct{ operation, collection string }
-
-func (s querySummary) String() string {
-	if s.collection == "" {
-		return s.operation
-	}
-	return s.operation + " " + s.collection
-}
-
-// summarize reads the leading keyword and the first table of a statement. It is written for
-// this package's own statements, not as a general SQL parser.
-func summarize(query string) querySummary {
+// summarize returns db.query.summary of a statement: each operation in the order it comes,
+// followed by the tables it works on ("SELECT users", "SELECT order_items SELECT orders" for a
+// subquery), or just the operation when it names none ("CREATE"). It is written for this
+// package's own statements, not as a general SQL parser.
+func summarize(query string) string {
 	words := strings.FieldsFunc(query, func(r rune) bool {
 		return r == ' ' || r == '\n' || r == '\t' || r == '(' || r == ')' || r == ',' || r == ';'
 	})
 	if len(words) == 0 {
-		return querySummary{}
+		return ""
 	}
-	op := strings.ToUpper(words[0])
-	after := ""
-	switch op {
-	case "SELECT", "DELETE":
-		after = "FROM"
-	case "INSERT":
-		after = "INTO"
-	case "UPDATE":
-		return querySummary{op, word(words, 1)}
+	parts := []string{strings.ToUpper(words[0])}
+	if parts[0] == "UPDATE" {
+		parts = append(parts, word(words, 1))
 	}
-	for i, w := range words {
-		if after != "" && strings.EqualFold(w, after) {
-			return querySummary{op, word(words, i+1)}
+	for i := 1; i < len(words); i++ {
+		switch w := strings.ToUpper(words[i]); {
+		case w == "SELECT", w == "DELETE":
+			parts = append(parts, w)
+		case w == "UPDATE" && !strings.EqualFold(words[i-1], "FOR"): // FOR UPDATE locks rows
+			parts = append(parts, w, word(words, i+1))
+		case w == "FROM", w == "INTO", w == "JOIN":
+			parts = append(parts, word(words, i+1))
 		}
 	}
-	return querySummary{operation: op}
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), " ")
 }
 
 func word(words []string, i int) string {
@@ -71,30 +62,25 @@ func methodOperation(method otelsql.Method) string {
 	return ""
 }
 
-func summaryOf(method otelsql.Method, query string) querySummary {
-	if op := methodOperation(method); op != "" {
-		return querySummary{operation: op}
-	}
-	return summarize(query)
-}
-
 // statement is how the span of one statement is named and what it carries, derived once.
 type statement struct {
 	summary string // db.query.summary, "" when the statement has none
 	attrs   []attribute.KeyValue
 }
 
+// describe names a statement by its summary. db.operation.name is set only for what
+// database/sql does without a statement (BEGIN, COMMIT...), and db.collection.name never: the
+// conventions ask not to take them from the text of a query in a language where one query may
+// work on several tables; the summary names each.
 func describe(method otelsql.Method, query string) statement {
-	s := summaryOf(method, query)
-	if s.operation == "" {
+	if op := methodOperation(method); op != "" {
+		return statement{summary: op, attrs: []attribute.KeyValue{semconv.DBOperationName(op), semconv.DBQuerySummary(op)}}
+	}
+	summary := summarize(query)
+	if summary == "" {
 		return statement{}
 	}
-	st := statement{summary: s.String()}
-	st.attrs = []attribute.KeyValue{semconv.DBOperationName(s.operation), semconv.DBQuerySummary(st.summary)}
-	if s.collection != "" {
-		st.attrs = append(st.attrs, semconv.DBCollectionName(s.collection))
-	}
-	return st
+	return statement{summary: summary, attrs: []attribute.KeyValue{semconv.DBQuerySummary(summary)}}
 }
 
 type statementKey struct {
