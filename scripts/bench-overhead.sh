@@ -12,8 +12,8 @@
 # traced mode against none: the geometric mean over both methods of the ratio of benchstat's
 # medians, as in its geomean row.
 #
-#   scripts/bench-overhead.sh            the full run: BENCH_ROUNDS=10 rounds, each mode
-#                                        measured for BENCH_TIME=3s per method and round
+#   scripts/bench-overhead.sh            the full run: OVERHEAD_ROUNDS=10 rounds, each mode
+#                                        measured for OVERHEAD_TIME=3s per method and round
 #   scripts/bench-overhead.sh --profile  one round of 10 s with a CPU profile, split by mode,
 #                                        and each traced mode's difference from none
 # Raw results, the tables and the profiles go to run/bench-overhead/.
@@ -22,10 +22,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/run/bench-overhead
 benchstat=$root/.cache/bin/benchstat
-rounds=${BENCH_ROUNDS:-10} benchtime=${BENCH_TIME:-3s}
+rounds=${OVERHEAD_ROUNDS:-10} benchtime=${OVERHEAD_TIME:-3s}
 profile=false
 if [ "${1:-}" = --profile ]; then
-	profile=true rounds=1 benchtime=${BENCH_TIME:-10s}
+	profile=true rounds=1 benchtime=${OVERHEAD_TIME:-10s}
 fi
 modes=(none ours-10% ours-100% plugin-100%)
 

@@ -67,17 +67,22 @@ var pprofAddrs = map[string]string{"user-service": "127.0.0.1:6061", "order-serv
 // which is how `make bench` takes them.
 func bench(args []string) int {
 	var cfg benchConfig
+	var env benchEnv
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	fs.BoolVar(&cfg.smoke, "smoke", false, "one round of a few seconds per mode, to check the harness itself")
 	fs.BoolVar(&cfg.profile, "profile", false, "one round with a CPU profile of each service over each measured window (run/bench/profiles), and each traced mode's difference from none")
-	fs.IntVar(&cfg.rounds, "rounds", envInt("BENCH_ROUNDS", 5), "rounds: each runs every mode (BENCH_ROUNDS)")
-	fs.IntVar(&cfg.concurrency, "c", envInt("BENCH_CONCURRENCY", 16), "concurrent callers (BENCH_CONCURRENCY)")
-	fs.DurationVar(&cfg.get, "get", envDuration("BENCH_GET", 10*time.Second), "measured time of GetUser per mode and round (BENCH_GET)")
-	fs.DurationVar(&cfg.create, "create", envDuration("BENCH_CREATE", 8*time.Second), "measured time of CreateUser per mode and round (BENCH_CREATE)")
-	fs.DurationVar(&cfg.warmup, "warmup", envDuration("BENCH_WARMUP", 2*time.Second), "unmeasured time before each (BENCH_WARMUP)")
-	fs.IntVar(&cfg.getRate, "get-rate", envInt("BENCH_GET_RATE", 0), "GetUser requests per second in every mode; 0: as many as answered (BENCH_GET_RATE)")
-	fs.IntVar(&cfg.createRate, "create-rate", envInt("BENCH_CREATE_RATE", 0), "CreateUser requests per second in every mode; 0: as many as answered (BENCH_CREATE_RATE)")
+	fs.IntVar(&cfg.rounds, "rounds", env.int("BENCH_ROUNDS", 5), "rounds: each runs every mode (BENCH_ROUNDS)")
+	fs.IntVar(&cfg.concurrency, "c", env.int("BENCH_CONCURRENCY", 16), "concurrent callers (BENCH_CONCURRENCY)")
+	fs.DurationVar(&cfg.get, "get", env.duration("BENCH_GET", 10*time.Second), "measured time of GetUser per mode and round (BENCH_GET)")
+	fs.DurationVar(&cfg.create, "create", env.duration("BENCH_CREATE", 8*time.Second), "measured time of CreateUser per mode and round (BENCH_CREATE)")
+	fs.DurationVar(&cfg.warmup, "warmup", env.duration("BENCH_WARMUP", 2*time.Second), "unmeasured time before each (BENCH_WARMUP)")
+	fs.IntVar(&cfg.getRate, "get-rate", env.int("BENCH_GET_RATE", 0), "GetUser requests per second in every mode; 0: as many as answered (BENCH_GET_RATE)")
+	fs.IntVar(&cfg.createRate, "create-rate", env.int("BENCH_CREATE_RATE", 0), "CreateUser requests per second in every mode; 0: as many as answered (BENCH_CREATE_RATE)")
 	_ = fs.Parse(args)
+	if err := errors.Join(env.errs...); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
 	switch {
 	case cfg.smoke:
 		cfg.rounds, cfg.get, cfg.create, cfg.warmup = 1, 2*time.Second, 2*time.Second, time.Second
@@ -93,21 +98,37 @@ func bench(args []string) int {
 	return 0
 }
 
-// envInt is the integer in the environment variable key, or def when it is unset or not one.
-func envInt(key string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
-		return n
+// benchEnv reads the flags' defaults from BENCH_* variables. A value that does not parse is
+// an error, not the default: a run meant to be paced at BENCH_GET_RATE=6OO would otherwise run
+// a closed loop, and be reported as what was meant.
+type benchEnv struct{ errs []error }
+
+// int is the whole number in the variable key, or def when it is unset or empty.
+func (e *benchEnv) int(key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a whole number", key, v))
+		return def
+	}
+	return n
 }
 
-// envDuration is the duration in the environment variable key, or def when it is unset or not
-// one.
-func envDuration(key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
-		return d
+// duration is the duration in the variable key ("10s"), or def when it is unset or empty.
+func (e *benchEnv) duration(key string, def time.Duration) time.Duration {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration such as 10s", key, v))
+		return def
+	}
+	return d
 }
 
 // placement is which cores the services get and which everything else: the upper and the lower
