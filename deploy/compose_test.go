@@ -314,6 +314,10 @@ func TestComposePassesTheREADMEsVariables(t *testing.T) {
 					t.Errorf("compose %s does not set %s", svc, name)
 				}
 			}
+		case "JAEGER_QUERY_URL": // the client's alone
+			if _, ok := received(p.Services["user-client"])[name]; !ok {
+				t.Errorf("compose user-client does not set %s", name)
+			}
 		case "TAIL_SAMPLING_PERCENT":
 			if _, ok := p.Services["otel-collector"].Environment[name]; !ok {
 				t.Errorf("compose does not pass %s to the collector", name)
