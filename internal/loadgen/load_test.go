@@ -51,22 +51,25 @@ func TestLoadCountsEachCallInThePhaseItReturnsIn(t *testing.T) {
 // A paced load skips the ticks that find every worker busy: a stuck call does not leave a
 // backlog of calls to fire when it returns.
 func TestAPacedLoadSkipsTicksWhileEveryWorkerIsBusy(t *testing.T) {
-	stuck, first := make(chan struct{}), make(chan struct{})
-	var n atomic.Int32
-	l := Start(Options{Workers: 1, Rate: 20}, "p", func(context.Context, int) error {
-		if n.Add(1) == 1 {
-			close(first)
-			<-stuck
+	// In a bubble, the second of ticks passes at once.
+	synctest.Test(t, func(t *testing.T) {
+		stuck, first := make(chan struct{}), make(chan struct{})
+		var n atomic.Int32
+		l := Start(Options{Workers: 1, Rate: 20}, "p", func(context.Context, int) error {
+			if n.Add(1) == 1 {
+				close(first)
+				<-stuck
+			}
+			return nil
+		})
+		<-first
+		time.Sleep(time.Second) // twenty ticks while the only worker is busy
+		close(stuck)
+		l.Stop()
+		if sent := l.Stats("p").Sent; sent > 4 {
+			t.Errorf("%d calls: the ticks of the stuck call were queued", sent)
 		}
-		return nil
 	})
-	<-first
-	time.Sleep(time.Second) // twenty ticks while the only worker is busy
-	close(stuck)
-	l.Stop()
-	if sent := l.Stats("p").Sent; sent > 4 {
-		t.Errorf("%d calls: the ticks of the stuck call were queued", sent)
-	}
 }
 
 func TestACallsTimeoutBoundsIt(t *testing.T) {

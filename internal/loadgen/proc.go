@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/go-micro-otel/reference/internal/proc"
 )
@@ -11,20 +10,11 @@ import (
 func cpuSeconds(pids []int) (float64, error) {
 	var total float64
 	for _, pid := range pids {
-		fields, err := proc.Stat(pid)
+		s, err := proc.CPUSeconds(pid)
 		if err != nil {
 			return 0, fmt.Errorf("loadgen: cpu of pid %d: %w", pid, err)
 		}
-		if len(fields) < 13 {
-			return 0, fmt.Errorf("loadgen: /proc/%d/stat: %d fields", pid, len(fields))
-		}
-		for _, f := range fields[11:13] { // utime, stime
-			v, err := strconv.ParseFloat(f, 64)
-			if err != nil {
-				return 0, fmt.Errorf("loadgen: /proc/%d/stat: %w", pid, err)
-			}
-			total += v / proc.ClockTicks
-		}
+		total += s
 	}
 	return total, nil
 }

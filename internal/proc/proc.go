@@ -40,6 +40,26 @@ func stat(file string) ([]string, error) {
 	return strings.Fields(string(b[i+1:])), nil
 }
 
+// CPUSeconds is the user plus system CPU time process pid has used so far.
+func CPUSeconds(pid int) (float64, error) {
+	fields, err := Stat(pid)
+	if err != nil {
+		return 0, err
+	}
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	var total float64
+	for _, f := range fields[11:13] { // utime, stime
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		total += v / ClockTicks
+	}
+	return total, nil
+}
+
 // StatusKB returns a line of /proc/PID/status measured in kB, such as VmRSS or VmHWM.
 func StatusKB(pid int, key string) (float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

@@ -25,7 +25,22 @@ func TestReadsThisProcess(t *testing.T) {
 	if _, err := Stat(-1); err == nil {
 		t.Error("the stat of no process was read")
 	}
+	// CPU time grows with work done: spin until a clock tick has been counted.
+	before, err := CPUSeconds(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for after := before; after <= before; {
+		for i := range 1_000_000 {
+			spin += i
+		}
+		if after, err = CPUSeconds(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
+
+var spin int
 
 // Pinning moves every thread of a process, the Go runtime's too, and can be undone.
 func TestPinMovesEveryThread(t *testing.T) {
