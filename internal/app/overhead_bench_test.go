@@ -3,7 +3,6 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/app"
 	"github.com/go-micro-otel/reference/internal/guard"
+	nativestack "github.com/go-micro-otel/reference/internal/stack"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv"
@@ -390,24 +390,19 @@ func startProfile(b *testing.B, method string) (stop func()) {
 	}
 }
 
-// readStackEnv returns the OTEL_* settings and the AUTH_TOKEN the stacks give the services
-// (deploy/stack.env).
+// readStackEnv returns the OTEL_* settings and the AUTH_TOKEN the stacks give the services, as
+// the native stack reads them (deploy/stack.env under deploy/.env under the shell).
 func readStackEnv(b *testing.B) map[string]string {
-	f, err := os.Open(filepath.Join("..", "..", "deploy", "stack.env"))
+	st, err := nativestack.New(filepath.Join("..", ".."))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
 	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if ok && (strings.HasPrefix(k, "OTEL_") || k == "AUTH_TOKEN") {
+	for _, kv := range st.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "OTEL_") || k == "AUTH_TOKEN" {
 			env[k] = v
 		}
-	}
-	if err := sc.Err(); err != nil {
-		b.Fatal(err)
 	}
 	return env
 }
