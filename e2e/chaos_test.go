@@ -36,6 +36,7 @@ import (
 	"github.com/go-micro-otel/reference/internal/loadgen"
 	"github.com/go-micro-otel/reference/internal/proc"
 	"github.com/go-micro-otel/reference/internal/stack"
+	"github.com/go-micro-otel/reference/internal/telemetry"
 	"github.com/go-micro-otel/reference/internal/testenv/wait"
 	orderpb "github.com/go-micro-otel/reference/proto/order"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -590,7 +591,7 @@ func exportResumed(t *testing.T, logFile string, since time.Time) (time.Time, in
 			Signal  string    `json:"signal"`
 			Waiting int64     `json:"waiting"`
 		}
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "OTLP export resumed" && rec.Signal == "traces" && rec.Time.After(since) {
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == telemetry.ExportResumed && rec.Signal == "traces" && rec.Time.After(since) {
 			return rec.Time, rec.Waiting
 		}
 	}
@@ -741,7 +742,7 @@ func spansFlushed(t *testing.T, logFile string) flushCounts {
 			Failed   int64  `json:"spans_failed"`
 			Dropped  int64  `json:"spans_dropped"`
 		}
-		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Msg != "spans flushed" {
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Msg != app.SpansFlushed {
 			continue
 		}
 		return flushCounts{rec.Ended, rec.Exported, rec.Failed, rec.Dropped}

@@ -49,11 +49,15 @@ func Main(spec Spec) int {
 	}
 	if c, ok := tel.Spans(); ok {
 		// The record the fault tests read: did every span of this process reach the collector?
-		logger.Info("spans flushed", "spans_ended", c.Ended, "spans_exported", c.Exported,
+		logger.Info(SpansFlushed, "spans_ended", c.Ended, "spans_exported", c.Exported,
 			"spans_failed", c.Failed, "spans_dropped", c.Dropped())
 	}
 	return code
 }
+
+// SpansFlushed is the message of the last record a service logs: what became of its spans
+// (spans_ended, spans_exported, spans_failed, spans_dropped). The fault tests read it.
+const SpansFlushed = "spans flushed"
 
 func run(ctx context.Context, spec Spec, tel *telemetry.Telemetry, logger *slog.Logger) int {
 	deps, err := DepsFromEnv(spec.Name, tel, logger)

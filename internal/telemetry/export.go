@@ -14,6 +14,10 @@ import (
 	"google.golang.org/grpc/backoff"
 )
 
+// ExportResumed is the message of the log record an exporter writes when it works again after
+// failing: its attributes say which signal, for how long, and what waited. The fault tests read it.
+const ExportResumed = "OTLP export resumed"
+
 // How spans outlive a collector outage. The SDK's defaults (a queue of 2,048 spans, a batch given
 // up after 10 s of retries, reconnection backing off to two minutes) lose most of the spans of
 // a 30 s outage and resume export up to half a minute after the collector returns. Each of the
@@ -115,7 +119,7 @@ func (w *exportWatch) record(err error) {
 			// What the outage left waiting, this first batch included: how much of the queue it took.
 			attrs = append(attrs, "waiting", w.backlog())
 		}
-		w.logger.Info("OTLP export resumed", attrs...)
+		w.logger.Info(ExportResumed, attrs...)
 		w.failingSince, w.failures = time.Time{}, 0
 	}
 }

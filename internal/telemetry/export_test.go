@@ -112,14 +112,14 @@ func TestSpansOutliveACollectorOutage(t *testing.T) {
 	if got, _ := tel.Spans(); got != (SpanCounts{Ended: 10 + during, Exported: 10 + during}) || rc.c.spans.Load() != 10+during {
 		t.Errorf("counts %+v, the collector received %d: want every span ended exported once", got, rc.c.spans.Load())
 	}
-	wait.For(t, 30*time.Second, "the exporter to log that it resumed", func() bool { return strings.Contains(log.String(), "OTLP export resumed") })
+	wait.For(t, 30*time.Second, "the exporter to log that it resumed", func() bool { return strings.Contains(log.String(), ExportResumed) })
 	resumed := 0
 	for line := range strings.Lines(log.String()) {
 		var rec struct {
 			Msg, Signal string
 			Waiting     int64
 		}
-		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "OTLP export resumed" || rec.Signal != "traces" {
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != ExportResumed || rec.Signal != "traces" {
 			continue
 		}
 		resumed++

@@ -24,7 +24,7 @@ func Example() {
 	service := micro.NewService(
 		micro.Name("greeter"),
 		micro.Broker(b),
-		micro.WrapClient(wrapper.NewClientWrapper(traced...)),         // CLIENT per attempt, PRODUCER per publish
+		micro.WrapClient(wrapper.NewClientWrapper(traced...)),         // CLIENT per call, PRODUCER per publish
 		micro.WrapHandler(wrapper.NewHandlerWrapper(traced...)),       // SERVER per request
 		micro.WrapSubscriber(wrapper.NewSubscriberWrapper(traced...)), // CONSUMER per message
 	)
