@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,11 +33,18 @@ components: %s
 `
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "stack:", err)
 		os.Exit(1)
 	}
 }
+
+// errUsage is a command line run does not know; it has printed the usage.
+var errUsage = errors.New("usage")
 
 func run(args []string) error {
 	st, err := stack.Open(".")
@@ -46,7 +54,7 @@ func run(args []string) error {
 	st.Out = os.Stdout
 	if len(args) == 0 {
 		fmt.Fprintf(os.Stderr, usage, strings.Join(st.Names(), " "))
-		os.Exit(2)
+		return errUsage
 	}
 	// Ctrl-C stops the wait; what has started keeps running, for `stack down`.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,8 +101,7 @@ func run(args []string) error {
 		return execve(names, append(os.Environ(), st.ClientEnv()...))
 	}
 	fmt.Fprintf(os.Stderr, usage, strings.Join(st.Names(), " "))
-	os.Exit(2)
-	return nil
+	return errUsage
 }
 
 func status(ctx context.Context, st *stack.Stack) {
