@@ -264,9 +264,8 @@ func TestShellSettingsReachEveryContainer(t *testing.T) {
 			if want := `initial_management = "` + received(p.Services["user-service"])["CONSUL_HTTP_TOKEN"] + `"`; !strings.Contains(consul, want) {
 				t.Errorf("Consul's management token differs from the services' token: %s", consul)
 			}
-			nats := p.Services["nats"].Command
-			if i := slices.Index(nats, "--auth"); i < 0 || nats[i+1] != received(p.Services["user-service"])["NATS_TOKEN"] {
-				t.Errorf("NATS's token differs from the services' token: %v", nats)
+			if got, want := received(p.Services["nats"])["NATS_TOKEN"], received(p.Services["user-service"])["NATS_TOKEN"]; got != want {
+				t.Errorf("NATS's token %q differs from the services' token %q", got, want)
 			}
 			if got := received(p.Services["otel-collector"])["TAIL_SAMPLING_PERCENT"]; got != tc.tail {
 				t.Errorf("collector TAIL_SAMPLING_PERCENT=%q, want %q", got, tc.tail)

@@ -240,16 +240,26 @@ func TestBothStacksRunConsulAndNATSWithTheirTokens(t *testing.T) {
 	if !strings.Contains(consul, "/etc/consul/acl.hcl") || !strings.Contains(consul, `initial_management = "`+env["CONSUL_HTTP_TOKEN"]+`"`) {
 		t.Errorf("compose consul does not enable ACLs with the stack's token: %s", consul)
 	}
-	native := strings.Join(nativeComponent(t, "consul").Launch(st).Args, " ")
-	if !strings.Contains(native, "-config-file "+filepath.Join(st.Root, "deploy", "consul-acl.hcl")) || !strings.Contains(native, `initial_management = "`+env["CONSUL_HTTP_TOKEN"]+`"`) {
-		t.Errorf("the native Consul does not enable ACLs with the stack's token: %s", native)
+	// Natively, no token is on a server's command line, which every local user can read.
+	consulLaunch := nativeComponent(t, "consul").Launch(st)
+	native := strings.Join(consulLaunch.Args, " ")
+	tokens := filepath.Join(st.Run, "consul", "tokens.hcl")
+	if !strings.Contains(native, "-config-file "+filepath.Join(st.Root, "deploy", "consul-acl.hcl")) || !strings.Contains(native, "-config-file "+tokens) ||
+		!strings.Contains(consulLaunch.Files[tokens], `initial_management = "`+env["CONSUL_HTTP_TOKEN"]+`"`) || strings.Contains(native, env["CONSUL_HTTP_TOKEN"]) {
+		t.Errorf("the native Consul does not enable ACLs with the stack's token from a file: %s %v", native, consulLaunch.Files)
 	}
-	nats := strings.Join(p.Services["nats"].Command, " ")
-	if !strings.Contains(nats, "-js") || !strings.Contains(nats, "--auth "+env["NATS_TOKEN"]) {
-		t.Errorf("compose nats runs without JetStream or the token: %s", nats)
+	nats := p.Services["nats"]
+	if cmd := strings.Join(nats.Command, " "); !strings.Contains(cmd, "-js") || !strings.Contains(cmd, "-c /etc/nats/nats.conf") ||
+		strings.Contains(cmd, env["NATS_TOKEN"]) || received(nats)["NATS_TOKEN"] != env["NATS_TOKEN"] {
+		t.Errorf("compose nats runs without JetStream, nats.conf or the token in its environment: %s", cmd)
 	}
-	if native := strings.Join(nativeComponent(t, "nats").Launch(st).Args, " "); !strings.Contains(native, "-js") || !strings.Contains(native, "--auth "+env["NATS_TOKEN"]) {
-		t.Errorf("the native NATS runs without JetStream or the token: %s", native)
+	natsLaunch := nativeComponent(t, "nats").Launch(st)
+	if native := strings.Join(natsLaunch.Args, " "); !strings.Contains(native, "-js") || !strings.Contains(native, "-c "+filepath.Join(st.Root, "deploy", "nats.conf")) ||
+		strings.Contains(native, env["NATS_TOKEN"]) || parseEnv(t, strings.Join(natsLaunch.Env, "\n"))["NATS_TOKEN"] != env["NATS_TOKEN"] {
+		t.Errorf("the native NATS runs without JetStream, nats.conf or the token in its environment: %s", native)
+	}
+	if conf := read(t, "nats.conf"); !strings.Contains(conf, "token: $NATS_TOKEN") {
+		t.Errorf("nats.conf does not take the token from the environment:\n%s", conf)
 	}
 	client := nativeEnv(t)
 	for _, name := range credentials {

@@ -333,6 +333,17 @@ func (s *Stack) launch(ctx context.Context, c Component, l Launch, logFile strin
 			return nil, err
 		}
 	}
+	for file, content := range l.Files {
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(file, 0o600); err != nil { // a file written before keeps its mode
+			return nil, err
+		}
+	}
 	bin, err := s.executable(ctx, c)
 	if err != nil {
 		return nil, err

@@ -365,3 +365,33 @@ func TestREADMEPortTable(t *testing.T) {
 		t.Errorf("the README's port table:\n%s\nwant (internal/stack/table.go):\n%s", table, PortTable())
 	}
 }
+
+// A component's files are written before it starts, readable by this user alone: secrets go
+// there, not on a command line every local user can read.
+func TestFilesAreWrittenForTheComponentAlone(t *testing.T) {
+	run := t.TempDir()
+	secret := filepath.Join(run, "a", "tokens.conf")
+	if err := os.MkdirAll(filepath.Dir(secret), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secret, []byte("old"), 0o644); err != nil { // left by an earlier run
+		t.Fatal(err)
+	}
+	a := fake("a", "serve", freePort(t))
+	serve := a.Launch
+	a.Launch = func(s *Stack) Launch {
+		l := serve(s)
+		l.Files = map[string]string{secret: "token = s3cret\n"}
+		return l
+	}
+	if _, err := fakeStack(t, run, &bytes.Buffer{}, a).Up(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "token = s3cret\n" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %q, mode %v; want the component's content, 0600", secret, b, fi.Mode().Perm())
+	}
+}

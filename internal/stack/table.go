@@ -93,6 +93,10 @@ type Component struct {
 type Launch struct {
 	Args []string
 	Env  []string
+	// Files are written, readable by this user alone, before the component starts: by path,
+	// their content. Secrets a server reads only from its configuration go there, not on its
+	// command line, which every local user can read.
+	Files map[string]string
 }
 
 // ComposeOnly are the ports of compose's components that do not run natively, by compose
@@ -108,12 +112,13 @@ func Components() []Component {
 			Secrets: []string{"CONSUL_HTTP_TOKEN"},
 			Launch: func(s *Stack) Launch {
 				token := s.Setting("CONSUL_HTTP_TOKEN")
+				tokens := filepath.Join(s.Run, "consul", "tokens.hcl")
 				return Launch{Args: []string{"agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1", "-log-level", "warn",
 					"-http-port", port(ConsulHTTP), "-server-port", port(consulServer), "-serf-lan-port", port(consulSerfLAN),
 					"-serf-wan-port", port(consulSerfWAN), "-grpc-port", port(consulGRPC), "-grpc-tls-port", port(consulGRPCTLS),
 					"-dns-port", port(consulDNS),
-					"-config-file", s.deploy("consul-acl.hcl"),
-					"-hcl", fmt.Sprintf(`acl { tokens { initial_management = %q agent = %q } }`, token, token)}}
+					"-config-file", s.deploy("consul-acl.hcl"), "-config-file", tokens},
+					Files: map[string]string{tokens: fmt.Sprintf("acl { tokens { initial_management = %q agent = %q } }\n", token, token)}}
 			},
 			Health: consulLeader,
 		},
@@ -122,9 +127,10 @@ func Components() []Component {
 			Ports:   []Port{NATSClient, NATSMonitor},
 			Secrets: []string{"NATS_TOKEN"},
 			Launch: func(s *Stack) Launch {
-				// JetStream keeps the events on disk in run/nats, so they outlive a restart.
-				return Launch{Args: []string{"-a", "127.0.0.1", "-p", port(NATSClient), "-m", port(NATSMonitor),
-					"-js", "-sd", filepath.Join(s.Run, "nats"), "--auth", s.Setting("NATS_TOKEN")}}
+				// JetStream keeps the events on disk in run/nats, so they outlive a restart. The token
+				// reaches the server through nats.conf and its environment.
+				return Launch{Args: []string{"-c", s.deploy("nats.conf"), "-a", "127.0.0.1", "-p", port(NATSClient), "-m", port(NATSMonitor),
+					"-js", "-sd", filepath.Join(s.Run, "nats")}, Env: []string{"NATS_TOKEN=" + s.Setting("NATS_TOKEN")}}
 			},
 			Health: httpOK(NATSMonitor.URL("/healthz")),
 		},
