@@ -105,30 +105,25 @@ type benchEnv struct{ errs []error }
 
 // int is the whole number in the variable key, or def when it is unset or empty.
 func (e *benchEnv) int(key string, def int) int {
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a whole number", key, v))
-		return def
-	}
-	return n
+	return fromEnv(e, key, def, strconv.Atoi, "a whole number")
 }
 
 // duration is the duration in the variable key ("10s"), or def when it is unset or empty.
 func (e *benchEnv) duration(key string, def time.Duration) time.Duration {
+	return fromEnv(e, key, def, time.ParseDuration, "a duration such as 10s")
+}
+
+func fromEnv[T any](e *benchEnv, key string, def T, parse func(string) (T, error), want string) T {
 	v := os.Getenv(key)
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	x, err := parse(v)
 	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration such as 10s", key, v))
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not %s", key, v, want))
 		return def
 	}
-	return d
+	return x
 }
 
 // placement is which cores the services get and which everything else: the upper and the lower
