@@ -363,6 +363,16 @@ func TestNativeStack(t *testing.T) {
 			}
 			return nil
 		})
+		body := get(t, stack.CollectorMetrics.URL("/metrics"))
+		for _, line := range strings.Split(body, "\n") {
+			if !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "target_info{") && (strings.Contains(line, "process_pid=") || strings.Contains(line, "host_ip=")) {
+				t.Errorf("a series carries its process's resource, and so changes at each restart: %.200s", line)
+				break
+			}
+		}
+		if !hasLine(body, "target_info{", `job="user.service"`) {
+			t.Error("no target_info of user.service: its resource is nowhere")
+		}
 	})
 
 	t.Run("no personal data in the demo's traces, the metrics or the logs", func(t *testing.T) {
