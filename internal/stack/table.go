@@ -3,11 +3,8 @@ package stack
 import (
 	"context"
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -209,31 +206,3 @@ func (s *Stack) ClientEnv() []string {
 }
 
 func port(p Port) string { return strconv.Itoa(p.Number) }
-
-// PortTable is the README's port table, in Markdown: every port of the components, then
-// compose's own.
-func PortTable() string {
-	var b strings.Builder
-	b.WriteString("| port | component | what | under compose |\n| --- | --- | --- | --- |\n")
-	row := func(component string, p Port, compose string) {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", p.Number, component, p.What, compose)
-	}
-	for _, c := range Components() {
-		for _, p := range c.Ports {
-			switch {
-			case c.Compose == "":
-				row(c.Name, p, "not run")
-			case p.Published:
-				row(c.Name, p, "published")
-			default:
-				row(c.Name, p, "inside its network")
-			}
-		}
-	}
-	for _, svc := range slices.Sorted(maps.Keys(ComposeOnly)) {
-		for _, p := range ComposeOnly[svc] {
-			row(svc, p, "published; not run natively")
-		}
-	}
-	return b.String()
-}
