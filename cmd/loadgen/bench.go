@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-micro-otel/reference/internal/handler"
 	"github.com/go-micro-otel/reference/internal/loadgen"
+	"github.com/go-micro-otel/reference/internal/poll"
 	"github.com/go-micro-otel/reference/internal/proc"
 	"github.com/go-micro-otel/reference/internal/stack"
 	userpb "github.com/go-micro-otel/reference/proto/user"
@@ -449,28 +450,22 @@ func profileDiffs(ctx context.Context, dir string) error {
 
 // deregistered waits until neither service has an instance in Consul.
 func deregistered(ctx context.Context, st *stack.Stack) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		n := 0
+	err := poll.Until(ctx, 30*time.Second, func() error {
 		for _, svc := range []string{handler.UserServiceName, handler.OrderServiceName} {
 			in, err := st.Instances(ctx, svc)
 			if err != nil {
-				n++ // Consul cannot tell: not gone as far as anyone knows
+				return err // Consul cannot tell: not gone as far as anyone knows
 			}
-			n += len(in)
+			if len(in) > 0 {
+				return fmt.Errorf("%s has %d instances", svc, len(in))
+			}
 		}
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the services are still in Consul: %w", ctx.Err())
-		case <-tick.C:
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("the services are still in Consul: %w", err)
 	}
+	return nil
 }
 
 // commit names the checkout's commit, +changes when it has uncommitted changes.

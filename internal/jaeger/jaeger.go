@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-micro-otel/reference/internal/poll"
 )
 
 // ErrNotFound means Jaeger has not stored the trace (yet).
@@ -98,29 +100,30 @@ func (c *Client) Warnings(ctx context.Context, id string) ([]SpanWarning, error)
 	return out, nil
 }
 
-// WaitTrace polls until the trace is stored and complete says it holds what the caller needs,
+// WaitTrace asks until the trace is stored and complete says it holds what the caller needs,
 // or ctx ends. It returns the last version seen with the error.
 func (c *Client) WaitTrace(ctx context.Context, id string, complete func(*Trace) bool) (*Trace, error) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	var last *Trace
+	err := poll.Until(ctx, maxTraceWait, func() error {
 		t, err := c.Trace(ctx, id)
-		if err == nil && complete(t) {
-			return t, nil
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return err
+		case err != nil:
+			return poll.Stop(err)
 		}
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return t, err
+		last = t
+		if !complete(t) {
+			return fmt.Errorf("jaeger: trace %s incomplete", id)
 		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("jaeger: trace %s incomplete: %w", id, ctx.Err())
-			}
-			return t, err
-		case <-tick.C:
-		}
-	}
+		return nil
+	})
+	return last, err
 }
+
+// maxTraceWait bounds WaitTrace beyond its context: the collector batches spans for a second
+// and retries Jaeger for minutes when it is away.
+const maxTraceWait = 10 * time.Minute
 
 func (c *Client) get(ctx context.Context, path string, into any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)

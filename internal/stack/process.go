@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-micro-otel/reference/internal/poll"
 	"github.com/go-micro-otel/reference/internal/proc"
 )
 
@@ -98,21 +99,20 @@ func signalGroup(pid int, sig syscall.Signal) error {
 	return err
 }
 
-// waitUntil polls cond until it holds (true) or d has passed (false).
+// waitUntil asks cond until it holds (true) or d has passed (false).
 func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	tick := time.NewTicker(poll)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return cond()
-		case <-tick.C:
+	err := poll.Until(ctx, d, func() error {
+		if cond() {
+			return nil
 		}
-	}
-	return true
+		return errStillRuns
+	})
+	return err == nil || cond()
 }
+
+var errStillRuns = errors.New("still runs")
 
 // pid returns the pid of the component name from its pid file, if that process still runs.
 // A process is taken for the component only if it started before the pid file was written:

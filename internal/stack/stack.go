@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-micro-otel/reference/internal/poll"
 )
 
 const (
@@ -33,8 +35,6 @@ const (
 	healthWait = 2 * time.Minute
 	// defaultGrace is how long a component has to exit after SIGTERM, unless it says otherwise.
 	defaultGrace = 15 * time.Second
-	// poll is how often a wait looks again.
-	poll = 100 * time.Millisecond
 )
 
 // Stack is the native stack of one checkout.
@@ -371,22 +371,21 @@ func (s *Stack) launch(ctx context.Context, c Component, l Launch, logFile strin
 func (s *Stack) waitHealthy(ctx context.Context, c Component, l Launch, alive func() bool, logFile string) error {
 	ctx, cancel := context.WithTimeout(ctx, healthWait)
 	defer cancel()
-	tick := time.NewTicker(2 * poll)
-	defer tick.Stop()
-	for {
+	errExited := fmt.Errorf("%s exited", c.Name)
+	err := poll.Until(ctx, healthWait, func() error {
 		err := c.Health(ctx, s, l)
-		if err == nil {
-			return nil
+		if err != nil && !alive() {
+			return poll.Stop(errExited)
 		}
-		if !alive() {
-			return fmt.Errorf("%s exited; the end of %s:\n%s", c.Name, logFile, Tail(logFile, 20))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy after %s (%v); see %s", c.Name, healthWait, err, logFile)
-		case <-tick.C:
-		}
+		return err
+	})
+	switch {
+	case errors.Is(err, errExited):
+		return fmt.Errorf("%w; the end of %s:\n%s", err, logFile, Tail(logFile, 20))
+	case err != nil:
+		return fmt.Errorf("%s not healthy after %s: %w; see %s", c.Name, healthWait, err, logFile)
 	}
+	return nil
 }
 
 // lock serialises the starts and stops of one run folder, across processes.

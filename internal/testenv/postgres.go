@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/go-micro-otel/reference/internal/poll"
 	"github.com/go-micro-otel/reference/internal/store"
 	"github.com/go-micro-otel/reference/internal/testenv/wait"
 )
@@ -138,7 +138,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	err = wait.Until(context.Background(), 30*time.Second, func() error {
 		select {
 		case <-exited:
-			return backoff.Permanent(fmt.Errorf("exited before accepting connections: %v", exitErr))
+			return poll.Stop(fmt.Errorf("exited before accepting connections: %w", exitErr))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

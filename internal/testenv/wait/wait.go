@@ -1,7 +1,6 @@
 // Package wait is how tests wait for what happens in the background: they poll a condition
-// until it holds, within a time limit, never sleeping a guessed time. Polls come 10 ms apart at
-// first and further apart as the wait goes on, up to a quarter second, so that a condition met
-// at once is seen at once and one that takes minutes is not polled thousands of times.
+// until it holds, within a time limit, never sleeping a guessed time, on internal/poll's
+// schedule.
 package wait
 
 import (
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
+	"github.com/go-micro-otel/reference/internal/poll"
 )
 
 // Condition is what is polled: a func() bool, or a func() error whose error says what is not so
@@ -30,15 +29,9 @@ func For[C Condition](t testing.TB, timeout time.Duration, what string, cond C) 
 	}
 }
 
-// Until polls check until it returns nil, and returns its last error when that has not happened
-// within timeout, or at once when check returns an error marked backoff.Permanent (something
-// that cannot change by waiting, such as a server that exited).
+// Until is poll.Until, for tests that wait beside their goroutine, where For cannot fail them.
 func Until(ctx context.Context, timeout time.Duration, check func() error) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, check() },
-		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond, Multiplier: 1.5,
-			MaxInterval: 250 * time.Millisecond}),
-		backoff.WithMaxElapsedTime(timeout))
-	return err
+	return poll.Until(ctx, timeout, check)
 }
 
 var errNotYet = errors.New("the condition does not hold yet")

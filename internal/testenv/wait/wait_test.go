@@ -1,14 +1,11 @@
 package wait
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/cenkalti/backoff/v5"
 )
 
 // fatal records what For reports instead of failing the test that runs it.
@@ -77,17 +74,6 @@ func TestForReportsTheLastError(t *testing.T) {
 		}
 		if msg, _ := run(t, time.Second, func() error { return nil }); msg != "" {
 			t.Errorf("failed on a condition that holds: %s", msg)
-		}
-	})
-}
-
-func TestUntilStopsAtAPermanentError(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		exited := errors.New("the server exited")
-		start := time.Now()
-		err := Until(t.Context(), time.Minute, func() error { return backoff.Permanent(exited) })
-		if !errors.Is(err, exited) || time.Since(start) != 0 {
-			t.Errorf("Until returned %v after %s, want the permanent error at once", err, time.Since(start))
 		}
 	})
 }
