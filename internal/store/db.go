@@ -87,6 +87,10 @@ func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerPro
 		otelsql.WithAttributes(d.system),
 		otelsql.WithSpanNameFormatter(d.spanName),
 		otelsql.WithAttributesGetter(queryAttributes),
+		// The duration metric gets the statement's summary too, so that it can be read by
+		// statement; otelsql sets its db.operation.name to its own method name
+		// (sql.conn.query...), over the getter's.
+		otelsql.WithInstrumentAttributesGetter(queryAttributes),
 		otelsql.WithSpanOptions(otelsql.SpanOptions{
 			DisableErrSkip:       true,
 			OmitConnResetSession: true,
