@@ -1,7 +1,8 @@
 // Package store keeps each service's data through database/sql, in SQLite (a file per service,
 // through the pure-Go modernc.org/sqlite driver) or in PostgreSQL (through pgx). Every
-// statement is a CLIENT span made by otelsql, named and attributed after the database semantic
-// conventions; queries are parameterised, so db.query.text never holds user data.
+// statement is measured and, inside a sampled trace, a CLIENT span (instrument.go), named and
+// attributed after the database semantic conventions; queries are parameterised, so
+// db.query.text never holds user data.
 //
 // One set of statements serves both databases: they are written in PostgreSQL's placeholder
 // form ($1, $2...), which the SQLite driver binds by position too, and use only syntax both
@@ -11,14 +12,12 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 
-	"github.com/XSAM/otelsql"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -81,29 +80,7 @@ func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerPro
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", where, err)
 	}
-	db := otelsql.OpenDB(connector,
-		otelsql.WithTracerProvider(tp),
-		otelsql.WithMeterProvider(mp),
-		otelsql.WithAttributes(d.system),
-		otelsql.WithSpanNameFormatter(d.spanName),
-		otelsql.WithAttributesGetter(queryAttributes),
-		// The duration metric gets the statement's summary too, so that it can be read by
-		// statement; otelsql sets its db.operation.name to its own method name
-		// (sql.conn.query...), over the getter's.
-		otelsql.WithInstrumentAttributesGetter(queryAttributes),
-		otelsql.WithSpanOptions(otelsql.SpanOptions{
-			DisableErrSkip:       true,
-			OmitConnResetSession: true,
-			OmitConnPrepare:      true,
-			OmitRows:             true,
-			// Only inside a sampled trace: database work outside any trace (schema set-up, the
-			// outbox poller finding nothing to do) would be a flood of one-span root traces, and
-			// under an unsampled parent a span is work that is never exported.
-			SpanFilter: func(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
-				return trace.SpanContextFromContext(ctx).IsSampled()
-			},
-		}),
-	)
+	db := sql.OpenDB(instrumented{Connector: connector, in: newInstruments(d, tp, mp)})
 	if _, err := db.ExecContext(ctx, d.ddl(schema)); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: schema of %s: %w", where, err)

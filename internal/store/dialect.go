@@ -1,12 +1,10 @@
 package store
 
 import (
-	"context"
 	"database/sql"
 	"database/sql/driver"
 	"strings"
 
-	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5/stdlib"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -71,12 +69,4 @@ var postgres = &dialect{
 // ddl is schema in d's types.
 func (d *dialect) ddl(schema Schema) string {
 	return d.setupLock + d.types.Replace(string(schema))
-}
-
-// spanName follows the conventions: the query summary, else the system name.
-func (d *dialect) spanName(_ context.Context, method otelsql.Method, query string) string {
-	if s := described(method, query).summary; s != "" {
-		return s
-	}
-	return d.name
 }

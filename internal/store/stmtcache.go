@@ -10,7 +10,7 @@ import (
 // prepared statement: for the store's short point queries that is the largest single part of
 // their cost (6–7% of a GetUser's CPU, measured with `make bench-profile`). The store runs a
 // small fixed set of statements, all constants, so each connection prepares each of them once
-// and keeps it: the connections below do that beneath otelsql, which sees the same calls, and
+// and keeps it: the connections below do that beneath the instrumentation (instrument.go), which sees the same calls, and
 // so makes the same spans and metrics, as without them. PostgreSQL needs none of this: pgx
 // keeps each connection's statements itself.
 
@@ -39,8 +39,10 @@ func (c stmtCaching) Connect(context.Context) (driver.Conn, error) {
 	return &cachingConn{fullConn: full, stmts: map[string]*cachedStmt{}}, nil
 }
 
-// fullConn is what database/sql and otelsql use of a connection, all of which SQLite's
-// driver implements: the cache must forward each, or they would stop using it.
+// fullConn is what database/sql uses of a connection, all of which both drivers implement:
+// a connection wrapped by the store (the statement cache, the instrumentation) must forward
+// each, or database/sql would stop using it. What only one driver implements is forwarded
+// where it is: Validator (SQLite's), NamedValueChecker (pgx's).
 type fullConn interface {
 	driver.Conn
 	driver.ConnBeginTx
@@ -49,7 +51,13 @@ type fullConn interface {
 	driver.QueryerContext
 	driver.Pinger
 	driver.SessionResetter
-	driver.Validator
+}
+
+// isValid is c's own answer to database/sql's question whether it may be reused; without one,
+// database/sql takes it for valid.
+func isValid(c driver.Conn) bool {
+	v, ok := c.(driver.Validator)
+	return !ok || v.IsValid()
 }
 
 type preparedStmt interface {
@@ -115,6 +123,8 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 	s.inUse = true
 	return &cachedRows{Rows: rows, stmt: s}, nil
 }
+
+func (c *cachingConn) IsValid() bool { return isValid(c.fullConn) }
 
 // Close closes the statements it kept, then the connection.
 func (c *cachingConn) Close() error {
