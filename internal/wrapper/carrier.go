@@ -34,11 +34,17 @@ func (c MetadataCarrier) Get(key string) string {
 		}
 	}
 	for k, v := range c {
-		if strings.EqualFold(k, key) {
+		if sameKey(k, key) {
 			return v
 		}
 	}
 	return ""
+}
+
+// sameKey reports whether two header keys, which are ASCII, are equal but for case: the
+// length is compared first, as most keys of a header differ in it from the few looked up.
+func sameKey(a, b string) bool {
+	return len(a) == len(b) && strings.EqualFold(a, b)
 }
 
 // Set stores value under key and drops any other case variant of key.
@@ -50,7 +56,7 @@ func (c MetadataCarrier) Set(key, value string) {
 // Delete removes key in every case variant.
 func (c MetadataCarrier) Delete(key string) {
 	for k := range c {
-		if strings.EqualFold(k, key) {
+		if sameKey(k, key) {
 			delete(c, k)
 		}
 	}
