@@ -93,8 +93,10 @@ chaos: native-tools ## Fault tests on the native stack (~6 min); figures in run/
 bench: native-tools ## What tracing costs on the native stack: four modes, services pinned apart, 5 rounds (~9 min; BENCH_* settings, see cmd/loadgen/bench.go); table in run/bench/
 	go run ./cmd/loadgen bench
 
-bench-smoke: native-tools ## The bench harness in a few seconds per mode.
+bench-smoke: native-tools ## The bench harnesses in a few seconds per mode.
 	go run ./cmd/loadgen bench -smoke
+	cd internal/app && BENCH_OVERHEAD_TIME=500x go test -tags $(BENCHTAGS) -run '^$$' -bench '^BenchmarkOverhead$$' -benchtime 1x .
+	go test -run '^$$' -bench '^BenchmarkSDKFloor$$' -benchtime 2000x ./internal/telemetry
 
 bench-overhead: $(TOOLS) ## What tracing costs a request's CPU, in process: four modes, 10 interleaved rounds, benchstat (~6 min).
 	scripts/bench-overhead.sh

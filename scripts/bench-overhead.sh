@@ -13,7 +13,8 @@
 # medians, as in its geomean row.
 #
 #   scripts/bench-overhead.sh            the full run: OVERHEAD_ROUNDS=10 rounds, each mode
-#                                        measured for OVERHEAD_TIME=3s per method and round
+#                                        measured for OVERHEAD_TIME=3s per method and round,
+#                                        OVERHEAD_CALLERS=16 callers at once
 #   scripts/bench-overhead.sh --profile  one round of 10 s with a CPU profile, split by mode,
 #                                        and each traced mode's difference from none
 # Raw results, the tables and the profiles go to run/bench-overhead/.
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/run/bench-overhead
 benchstat=$root/.cache/bin/benchstat
-rounds=${OVERHEAD_ROUNDS:-10} benchtime=${OVERHEAD_TIME:-3s}
+rounds=${OVERHEAD_ROUNDS:-10} benchtime=${OVERHEAD_TIME:-3s} callers=${OVERHEAD_CALLERS:-16}
 profile=false
 if [ "${1:-}" = --profile ]; then
 	profile=true rounds=1 benchtime=${OVERHEAD_TIME:-10s}
@@ -40,7 +41,7 @@ fi
 start=$SECONDS
 for ((r = 0; r < rounds; r++)); do
 	# The test binary runs in its package's folder, as go test runs it.
-	if ! (cd internal/app && BENCH_OVERHEAD_ROUND=$r BENCH_OVERHEAD_TIME=$benchtime "$out/app.test" -test.run '^$' \
+	if ! (cd internal/app && BENCH_OVERHEAD_ROUND=$r BENCH_OVERHEAD_TIME=$benchtime BENCH_OVERHEAD_CALLERS=$callers "$out/app.test" -test.run '^$' \
 		-test.bench '^BenchmarkOverhead$' -test.benchtime 1x) >"$out/round-$r.log" 2>&1; then
 		cat "$out/round-$r.log" >&2
 		echo "bench-overhead: round $((r + 1)) failed" >&2

@@ -4,6 +4,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +67,9 @@ const (
 	// stack, carries the pprof label mode=NAME: `go tool pprof -tagfocus mode=none` is one
 	// mode's share, measured under the same conditions as the others'.
 	envProfile = "BENCH_OVERHEAD_PROFILE"
+	// envCallers is how many callers make a burst's requests at once (default 16, as `make
+	// bench` drives the native stack).
+	envCallers = "BENCH_OVERHEAD_CALLERS"
 )
 
 // overheadUsers is how many users GetUser reads, created before anything is measured.
@@ -79,7 +85,8 @@ const overheadUsers = 100
 //
 // The modes take turns in bursts of about 0.2 s, in an order that rotates every cycle, until
 // each has been measured for BENCH_OVERHEAD_TIME: whatever else the machine does then weighs
-// on every mode alike. A burst ends once its work is done, including what the requests caused
+// on every mode alike. A burst's requests are made by BENCH_OVERHEAD_CALLERS callers at once
+// (16, as `make bench` drives the native stack). A burst ends once its work is done, including what the requests caused
 // without waiting for it: the spans its mode queued are exported, and order.service has
 // processed every event CreateUser published. Per request, for each method and mode:
 //
@@ -102,6 +109,13 @@ func BenchmarkOverhead(b *testing.B) {
 		b.Fatal("-count would report one round's figures several times: run a process per round (scripts/bench-overhead.sh)")
 	}
 	target := parseTarget(b, os.Getenv(envTime))
+	callers := 16
+	if v := os.Getenv(envCallers); v != "" {
+		var err error
+		if callers, err = strconv.Atoi(v); err != nil || callers < 1 {
+			b.Fatalf("%s=%q: want a number of callers, 1 or more", envCallers, v)
+		}
+	}
 	round := 0
 	if v := os.Getenv(envRound); v != "" {
 		var err error
@@ -140,7 +154,7 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 
 	for _, m := range overheadMethods {
-		tallies := measureInterleaved(b, m, stacks, round, target)
+		tallies := measureInterleaved(b, m, stacks, round, target, callers)
 		b.Run("method="+m.name, func(b *testing.B) {
 			for i, s := range stacks {
 				b.Run("mode="+s.mode.name, tallies[i].report)
@@ -152,7 +166,7 @@ func BenchmarkOverhead(b *testing.B) {
 // overheadMethod is one RPC the benchmark measures.
 type overheadMethod struct {
 	name  string
-	burst int // requests per burst: about 0.2 s
+	burst int // requests per burst: about 0.2 s with 16 callers
 	call  func(s *overheadStack, i int) error
 	// settle waits for the work the burst's requests caused and did not wait for.
 	settle func(b *testing.B, s *overheadStack)
@@ -160,7 +174,7 @@ type overheadMethod struct {
 
 var overheadMethods = []overheadMethod{
 	{
-		name: "GetUser", burst: 300,
+		name: "GetUser", burst: 1000,
 		call: func(s *overheadStack, i int) error {
 			_, err := s.users.GetUser(context.Background(), s.get[i%len(s.get)])
 			return err
@@ -168,14 +182,13 @@ var overheadMethods = []overheadMethod{
 		settle: func(*testing.B, *overheadStack) {},
 	},
 	{
-		name: "CreateUser", burst: 150,
+		name: "CreateUser", burst: 250,
 		call: func(s *overheadStack, _ int) error {
-			s.created++
 			_, err := s.users.CreateUser(context.Background(), &userpb.CreateUserRequest{
-				Name: "Bench", Email: fmt.Sprintf("create-%d@example.com", s.created)})
+				Name: "Bench", Email: fmt.Sprintf("create-%d@example.com", s.created.Add(1))})
 			return err
 		},
-		settle: func(b *testing.B, s *overheadStack) { s.waitProcessed(b, s.created) },
+		settle: func(b *testing.B, s *overheadStack) { s.waitProcessed(b, int(s.created.Load())) },
 	},
 }
 
@@ -185,7 +198,7 @@ type overheadStack struct {
 	labels  pprof.LabelSet
 	users   userpb.UserService
 	get     []*userpb.GetUserRequest
-	created int // users created so far
+	created atomic.Int64 // users created so far
 	orderDB *store.DB
 	tels    []*telemetry.Telemetry
 }
@@ -236,7 +249,7 @@ func startOverheadStack(b *testing.B, mode overheadMode, token string) *overhead
 		}
 		s.get = append(s.get, &userpb.GetUserRequest{Id: rsp.GetUser().GetId()})
 	}
-	s.created = overheadUsers
+	s.created.Store(overheadUsers)
 	s.waitProcessed(b, overheadUsers)
 	return s
 }
@@ -312,12 +325,10 @@ func (t tally) report(b *testing.B) {
 // measureInterleaved runs bursts of m on every stack in turn until each has reached tg. The
 // turn order rotates every cycle (and round shifts it), so every mode follows every other
 // equally often. Every mode makes the same number of requests.
-func measureInterleaved(b *testing.B, m overheadMethod, stacks []*overheadStack, round int, tg target) []tally {
+func measureInterleaved(b *testing.B, m overheadMethod, stacks []*overheadStack, round int, tg target, callers int) []tally {
 	for _, s := range stacks { // warm-up: connections, caches, prepared statements
-		for i := range m.burst {
-			if err := m.call(s, i); err != nil {
-				b.Fatalf("%s %s: %v", s.mode.name, m.name, err)
-			}
+		if err := calls(m, s, callers); err != nil {
+			b.Fatalf("%s %s: %v", s.mode.name, m.name, err)
 		}
 		m.settle(b, s)
 		s.flush()
@@ -328,7 +339,7 @@ func measureInterleaved(b *testing.B, m overheadMethod, stacks []*overheadStack,
 	for cycle := 0; slices.ContainsFunc(tallies, func(t tally) bool { return !t.reached(tg) }); cycle++ {
 		for k := range stacks {
 			i := (k + cycle + round) % len(stacks)
-			tallies[i] = tallies[i].add(burst(b, m, stacks[i]))
+			tallies[i] = tallies[i].add(burst(b, m, stacks[i], callers))
 		}
 	}
 	return tallies
@@ -339,17 +350,15 @@ func (t tally) add(u tally) tally {
 }
 
 // burst makes m.burst requests of m on s and measures them, with what they left to settle.
-func burst(b *testing.B, m overheadMethod, s *overheadStack) tally {
+func burst(b *testing.B, m overheadMethod, s *overheadStack, callers int) tally {
 	defer pprof.SetGoroutineLabels(context.Background())
 	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), s.labels))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	cpu := cpuTime(b)
 	start := time.Now()
-	for i := range m.burst {
-		if err := m.call(s, i); err != nil {
-			b.Fatalf("%s %s: %v", s.mode.name, m.name, err)
-		}
+	if err := calls(m, s, callers); err != nil {
+		b.Fatalf("%s %s: %v", s.mode.name, m.name, err)
 	}
 	wall := time.Since(start)
 	m.settle(b, s)
@@ -358,6 +367,28 @@ func burst(b *testing.B, m overheadMethod, s *overheadStack) tally {
 	runtime.ReadMemStats(&after)
 	return tally{requests: m.burst, wall: wall, cpu: cpu,
 		allocs: after.Mallocs - before.Mallocs, nbytes: after.TotalAlloc - before.TotalAlloc}
+}
+
+// calls makes a burst of m's requests on s, callers at a time: a service serving one request at
+// a time spends much of its CPU waking up for each (its threads park between requests), and
+// what tracing adds to a request's time would show as more of those wake-ups, not as work.
+// The callers start with the labels of the goroutine calling, which they inherit.
+func calls(m overheadMethod, s *overheadStack, callers int) error {
+	var next atomic.Int64
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < m.burst; i = int(next.Add(1)) - 1 {
+				if err := m.call(s, i); err != nil {
+					errs[c] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // cpuTime is the user and system CPU time the process has used so far.
