@@ -83,7 +83,7 @@ type target struct {
 // described is what a call's span starts with and its duration is measured with: built once
 // per target, so that the hot path allocates no options.
 type described struct {
-	start   []trace.SpanStartOption
+	start   spanStart
 	metrics measured
 }
 
@@ -93,7 +93,7 @@ type described struct {
 func (t target) describe() described {
 	addr := semconv.ServerAddress(t.service)
 	return described{
-		start:   []trace.SpanStartOption{kindClient, trace.WithAttributes(append(slices.Clip(t.method.kvs), addr)...), t.method.original},
+		start:   newSpanStart(kindClient, slices.Concat(t.method.kvs, []attribute.KeyValue{addr}, t.method.original)),
 		metrics: newMeasured(append(t.method.metrics.set.ToSlice(), addr)...),
 	}
 }
@@ -111,7 +111,7 @@ func (t *tracedClient) Call(ctx context.Context, req client.Request, rsp interfa
 	} else {
 		d = at.describe() // one of a kind: not worth a place in the cache
 	}
-	ctx, span := t.cfg.tracer.Start(ctx, m.name, d.start...)
+	ctx, span := t.cfg.start(ctx, m.name, d.start)
 	var err error
 	if span.IsRecording() {
 		call := &recordedCall{Context: ctx, span: span}
@@ -213,13 +213,13 @@ func (t *tracedClient) Publish(ctx context.Context, msg client.Message, opts ...
 		system = t.Options().Broker.String()
 	}
 	tp := t.topics.get(msg.Topic(), func(name string) topic {
-		return t.cfg.extra().topic(messagingAttrs(system, name, true))
+		return t.cfg.extra().topic(kindProducer, messagingAttrs(system, name, true))
 	})
-	startOpts := []trace.SpanStartOption{kindProducer, tp.attrs}
+	var idAttr []attribute.KeyValue
 	if id != "" {
-		startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
+		idAttr = []attribute.KeyValue{semconv.MessagingMessageID(id)}
 	}
-	ctx, span := t.cfg.tracer.Start(ctx, "send "+msg.Topic(), startOpts...)
+	ctx, span := t.cfg.start(ctx, "send "+msg.Topic(), tp.start, idAttr...)
 	err := t.Client.Publish(t.cfg.outgoingEvent(ctx, id), msg, opts...)
 	errAttrs := endMessaging(span, err)
 	if t.cfg.metrics.sentMessages.Enabled(ctx) {

@@ -1,6 +1,7 @@
 package wrapper
 
 import (
+	"context"
 	"net"
 	"slices"
 	"strconv"
@@ -28,15 +29,15 @@ var (
 
 // method is what the conventions need from one RPC method, computed once per method.
 type method struct {
-	name    string                // span name and rpc.method: "user.User/CreateUser"
-	kvs     []attribute.KeyValue  // the user's own span attributes, rpc.system.name and rpc.method
-	attrs   trace.SpanStartOption // the same, as a start option
-	metrics measured              // the same, for the duration metrics
-	// original is the endpoint the caller named, for a method the wrapper does not recognise.
-	original trace.SpanStartOption
-	// serverStart starts a SERVER span of the method: built once, so that starting one
-	// allocates no options.
-	serverStart []trace.SpanStartOption
+	name    string               // span name and rpc.method: "user.User/CreateUser"
+	kvs     []attribute.KeyValue // the user's own span attributes, rpc.system.name and rpc.method
+	metrics measured             // the same, for the duration metrics
+	// original is rpc.method_original, the endpoint the caller named, for a method the
+	// wrapper does not recognise; empty for one it does.
+	original []attribute.KeyValue
+	// server starts a SERVER span of the method: built once, so that starting one allocates no
+	// options.
+	server spanStart
 	// recognised methods are cached, and so may be what is derived from them.
 	recognised bool
 }
@@ -84,8 +85,8 @@ func (ms *methods) lookup(endpoint string, body any) *method {
 		if len(endpoint) > maxOriginal {
 			endpoint = endpoint[:maxOriginal]
 		}
-		m.original = trace.WithAttributes(semconv.RPCMethodOriginal(strings.ToValidUTF8(endpoint, "?")))
-		m.serverStart = []trace.SpanStartOption{kindServer, m.attrs, m.original}
+		m.original = []attribute.KeyValue{semconv.RPCMethodOriginal(strings.ToValidUTF8(endpoint, "?"))}
+		m.server = newSpanStart(kindServer, slices.Concat(m.kvs, m.original))
 		return &m
 	}
 	desc := pm.ProtoReflect().Descriptor()
@@ -115,24 +116,63 @@ type extra struct{ span, metric []attribute.KeyValue }
 
 func (c *config) extra() extra { return extra{c.spanAttrs, c.metricAttrs} }
 
-// describe returns kvs with the extra attributes: for spans, as attributes and as a start
-// option, and as a measurement's attributes. The extras come first: on a shared key, the last
-// value is the one kept.
-func (e extra) describe(kvs []attribute.KeyValue) ([]attribute.KeyValue, trace.SpanStartOption, measured) {
-	span := slices.Concat(e.span, kvs)
-	return span, trace.WithAttributes(span...), newMeasured(slices.Concat(e.metric, kvs)...)
+// describe returns kvs with the extra attributes: for spans, and as a measurement's
+// attributes. The extras come first: on a shared key, the last value is the one kept.
+func (e extra) describe(kvs []attribute.KeyValue) ([]attribute.KeyValue, measured) {
+	return slices.Concat(e.span, kvs), newMeasured(slices.Concat(e.metric, kvs)...)
 }
 
 // method describes a method whose spans are called spanName, with rpc.method rpcMethod.
 func (e extra) method(spanName, rpcMethod string) method {
-	kvs, attrs, metrics := e.describe([]attribute.KeyValue{rpcSystem, semconv.RPCMethod(rpcMethod)})
-	return method{name: spanName, kvs: kvs, attrs: attrs, metrics: metrics, original: noOption,
-		serverStart: []trace.SpanStartOption{kindServer, attrs, noOption}}
+	kvs, metrics := e.describe([]attribute.KeyValue{rpcSystem, semconv.RPCMethod(rpcMethod)})
+	return method{name: spanName, kvs: kvs, metrics: metrics, server: newSpanStart(kindServer, kvs)}
 }
 
-// noOption is a start option that changes nothing, so that a recognised method's spans start
-// with the same options as others.
-var noOption = trace.WithAttributes()
+// spanStart is how the spans of one kind and description start, built once.
+type spanStart struct {
+	options []trace.SpanStartOption // the kind and the attributes
+	kind    []trace.SpanStartOption // the kind alone
+	attrs   []attribute.KeyValue
+}
+
+func newSpanStart(kind trace.SpanStartOption, attrs []attribute.KeyValue) spanStart {
+	return spanStart{options: []trace.SpanStartOption{kind, trace.WithAttributes(attrs...)},
+		kind: []trace.SpanStartOption{kind}, attrs: attrs}
+}
+
+// start starts a span as s describes it, and more: under a parent that is not sampled, with
+// its kind alone. A parent-based sampler (the SDK's default, every
+// OTEL_TRACES_SAMPLER=parentbased_*) records nothing there, and the SDK copies a span's start
+// attributes and links before it asks the sampler: hundreds of bytes a span, for nothing. A
+// sampler that records such a span all the same gets the attributes and links right after
+// the start, not having seen them.
+func (c *config) start(ctx context.Context, name string, s spanStart, more ...attribute.KeyValue) (context.Context, trace.Span) {
+	return c.startLinked(ctx, name, s, trace.SpanContext{}, more...)
+}
+
+// startLinked is start, the span linked to link when it is valid.
+func (c *config) startLinked(ctx context.Context, name string, s spanStart, link trace.SpanContext, more ...attribute.KeyValue) (context.Context, trace.Span) {
+	linked := link.IsValid()
+	if parent := trace.SpanContextFromContext(ctx); parent.IsValid() && !parent.IsSampled() {
+		ctx, span := c.tracer.Start(ctx, name, s.kind...)
+		if span.IsRecording() {
+			span.SetAttributes(s.attrs...)
+			span.SetAttributes(more...)
+			if linked {
+				span.AddLink(trace.Link{SpanContext: link})
+			}
+		}
+		return ctx, span
+	}
+	if len(more) == 0 && !linked {
+		return c.tracer.Start(ctx, name, s.options...)
+	}
+	opts := append(s.options[:len(s.options):len(s.options)], trace.WithAttributes(more...))
+	if linked {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: link}))
+	}
+	return c.tracer.Start(ctx, name, opts...)
+}
 
 // cache keeps what is derived from a key (a node, a topic, a connection's addresses), so
 // that the hot path neither parses nor allocates. Keys come from the registry, the code and
@@ -245,15 +285,15 @@ func endMessaging(span trace.Span, err error) []attribute.KeyValue {
 	return attrs
 }
 
-// topic is what one topic's spans and metrics share, computed once per topic.
+// topic is what one topic's spans and metrics share, computed once per topic and kind.
 type topic struct {
-	attrs   trace.SpanStartOption
+	start   spanStart
 	metrics measured
 }
 
-func (e extra) topic(kvs []attribute.KeyValue) topic {
-	_, attrs, metrics := e.describe(kvs)
-	return topic{attrs: attrs, metrics: metrics}
+func (e extra) topic(kind trace.SpanStartOption, kvs []attribute.KeyValue) topic {
+	attrs, metrics := e.describe(kvs)
+	return topic{start: newSpanStart(kind, attrs), metrics: metrics}
 }
 
 // messagingAttrs are the attributes every span of one operation on one topic shares.

@@ -34,9 +34,9 @@ func NewHandlerWrapper(opts ...Option) server.HandlerWrapper {
 			ctx = cfg.incoming(ctx, header)
 			var span trace.Span
 			if cfg.public != nil && cfg.public(ctx, req) {
-				ctx, span = cfg.tracer.Start(ctx, m.name, kindServer, m.attrs, m.original, trace.WithNewRoot(), linkToCaller(ctx))
+				ctx, span = cfg.startLinked(newRoot(ctx), m.name, m.server, remoteCaller(ctx))
 			} else {
-				ctx, span = cfg.tracer.Start(ctx, m.name, m.serverStart...)
+				ctx, span = cfg.start(ctx, m.name, m.server)
 			}
 			if span.IsRecording() {
 				local, remote := addresses(ctx, header)
@@ -56,12 +56,17 @@ func connAttrs(ends [2]string) []attribute.KeyValue {
 		hostPort(semconv.NetworkPeerAddressKey, semconv.NetworkPeerPortKey, ends[1])...)
 }
 
-// linkToCaller links a span to the caller's span in ctx, if there is one.
-func linkToCaller(ctx context.Context) trace.SpanStartOption {
-	if caller := trace.SpanContextFromContext(ctx); caller.IsValid() && caller.IsRemote() {
-		return trace.WithLinks(trace.Link{SpanContext: caller})
+// remoteCaller is the caller's span in ctx, if it came from the caller; else an invalid one.
+func remoteCaller(ctx context.Context) trace.SpanContext {
+	if caller := trace.SpanContextFromContext(ctx); caller.IsRemote() {
+		return caller
 	}
-	return noOption
+	return trace.SpanContext{}
+}
+
+// newRoot returns ctx without a span: a span started under it begins a trace of its own.
+func newRoot(ctx context.Context) context.Context {
+	return trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 }
 
 // addresses are the two ends of a request's connection, "Local" and "Remote": in the request's
@@ -100,20 +105,17 @@ func NewSubscriberWrapper(opts ...Option) server.SubscriberWrapper {
 				if cfg.consumerGroup != "" {
 					kvs = append(kvs, semconv.MessagingConsumerGroupName(cfg.consumerGroup))
 				}
-				return cfg.extra().topic(kvs)
+				return cfg.extra().topic(kindConsumer, kvs)
 			})
-			startOpts := make([]trace.SpanStartOption, 0, 5)
-			startOpts = append(startOpts, kindConsumer, tp.attrs)
-			if id := receivedMessageID(header); id != "" {
-				startOpts = append(startOpts, trace.WithAttributes(semconv.MessagingMessageID(id)))
-			}
-			if producer := trace.SpanContextFromContext(ctx); producer.IsValid() {
-				startOpts = append(startOpts, trace.WithLinks(trace.Link{SpanContext: producer}))
-			}
+			producer := trace.SpanContextFromContext(ctx)
 			if !cfg.producerAsParent {
-				startOpts = append(startOpts, trace.WithNewRoot())
+				ctx = newRoot(ctx) // the producer is only linked
 			}
-			ctx, span := cfg.tracer.Start(ctx, "process "+msg.Topic(), startOpts...)
+			var id []attribute.KeyValue
+			if v := receivedMessageID(header); v != "" {
+				id = []attribute.KeyValue{semconv.MessagingMessageID(v)}
+			}
+			ctx, span := cfg.startLinked(ctx, "process "+msg.Topic(), tp.start, producer, id...)
 			defer endOnPanic(ctx, span, cfg.metrics.processDuration, start, tp.metrics)
 			err := next(ctx, msg)
 			recordDuration(ctx, cfg.metrics.processDuration, start, tp.metrics, endMessaging(span, err))

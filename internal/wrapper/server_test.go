@@ -14,8 +14,11 @@ import (
 	"go-micro.dev/v4/server"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -291,5 +294,51 @@ func TestSpansAndMetricsNameTheirScopeAndSchema(t *testing.T) {
 	}
 	if len(rm.ScopeMetrics) != 1 || rm.ScopeMetrics[0].Scope != want {
 		t.Errorf("metric scopes %+v, want one: %+v", rm.ScopeMetrics, want)
+	}
+}
+
+// Under a parent that is not sampled, spans start without their attributes and links (a
+// parent-based sampler records nothing there); a sampler that records them all the same gets
+// every attribute and link a span under a sampled parent has.
+func TestASpanRecordedUnderAnUnsampledParentIsWhole(t *testing.T) {
+	unsampled := strings.TrimSuffix(remoteTraceparent, "01") + "00"
+	for _, tc := range []struct {
+		sampler sdktrace.Sampler
+		want    int // spans recorded
+	}{{sdktrace.ParentBased(sdktrace.AlwaysSample()), 0}, {sdktrace.AlwaysSample(), 2}} {
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(tc.sampler))
+		opts := []Option{WithTracerProvider(tp), WithPropagators(propagation.TraceContext{}), WithMessagingSystem("nats")}
+
+		h := NewHandlerWrapper(opts...)(func(context.Context, server.Request, interface{}) error { return nil })
+		req := fakeRequest("User.GetUser", protoMessage(t, "user.GetUserRequest"), map[string]string{"traceparent": unsampled})
+		if err := h(inbound(), req, nil); err != nil {
+			t.Fatal(err)
+		}
+		sub := NewSubscriberWrapper(opts...)(func(context.Context, server.Message) error { return nil })
+		msg := fakeMessage{topic: "user.created", header: map[string]string{"traceparent": unsampled, "Nats-Msg-Id": "msg-1"}}
+		if err := sub(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+
+		spans := rec.Ended()
+		if len(spans) != tc.want {
+			t.Fatalf("%s: %d spans recorded under an unsampled parent, want %d", tc.sampler.Description(), len(spans), tc.want)
+		}
+		for _, s := range spans {
+			switch s.SpanKind() {
+			case trace.SpanKindServer:
+				checkAttrs(t, s, map[attribute.Key]string{"rpc.system.name": "go_micro", "rpc.method": "user.User/GetUser",
+					"server.address": "127.0.0.1", "network.peer.address": "10.0.0.7"})
+			case trace.SpanKindConsumer:
+				checkAttrs(t, s, map[attribute.Key]string{"messaging.system": "nats", "messaging.destination.name": "user.created",
+					"messaging.message.id": "msg-1"})
+				if l := s.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != remoteParent(t).SpanID() {
+					t.Errorf("consumer links %v, want the producer", l)
+				}
+			default:
+				t.Errorf("unexpected span %q", s.Name())
+			}
+		}
 	}
 }
