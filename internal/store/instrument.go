@@ -173,8 +173,9 @@ func (in *instruments) begin(ctx context.Context, o op, query string) (context.C
 	return ctx, w
 }
 
-// end records the operation's outcome. driver.ErrSkip is not an outcome: database/sql then
-// does the work another way, which is measured where it happens.
+// end records the operation's outcome; ctx is the one begin returned, so that an exemplar of
+// the measurement names the operation's span. driver.ErrSkip is not an outcome: database/sql
+// then does the work another way, which is measured where it happens.
 func (w operation) end(ctx context.Context, err error) {
 	skipped := errors.Is(err, driver.ErrSkip)
 	var failure []attribute.KeyValue
@@ -245,8 +246,8 @@ type instrumentedConn struct {
 }
 
 func (c *instrumentedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	opCtx, w := c.in.begin(ctx, opQuery, query)
-	rows, err := c.fullConn.QueryContext(opCtx, query, args)
+	ctx, w := c.in.begin(ctx, opQuery, query)
+	rows, err := c.fullConn.QueryContext(ctx, query, args)
 	if err != nil {
 		w.end(ctx, err)
 		return nil, err
@@ -255,8 +256,8 @@ func (c *instrumentedConn) QueryContext(ctx context.Context, query string, args 
 }
 
 func (c *instrumentedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	opCtx, w := c.in.begin(ctx, opExec, query)
-	res, err := c.fullConn.ExecContext(opCtx, query, args)
+	ctx, w := c.in.begin(ctx, opExec, query)
+	res, err := c.fullConn.ExecContext(ctx, query, args)
 	w.end(ctx, err)
 	return res, err
 }
@@ -264,7 +265,7 @@ func (c *instrumentedConn) ExecContext(ctx context.Context, query string, args [
 func (c *instrumentedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	opCtx, w := c.in.begin(ctx, opBegin, "")
 	tx, err := c.fullConn.BeginTx(opCtx, opts)
-	w.end(ctx, err)
+	w.end(opCtx, err)
 	if err != nil {
 		return nil, err
 	}
@@ -291,16 +292,16 @@ type instrumentedTx struct {
 }
 
 func (t *instrumentedTx) Commit() error {
-	_, w := t.in.begin(t.ctx, opCommit, "")
+	ctx, w := t.in.begin(t.ctx, opCommit, "")
 	err := t.Tx.Commit()
-	w.end(t.ctx, err)
+	w.end(ctx, err)
 	return err
 }
 
 func (t *instrumentedTx) Rollback() error {
-	_, w := t.in.begin(t.ctx, opRollback, "")
+	ctx, w := t.in.begin(t.ctx, opRollback, "")
 	err := t.Tx.Rollback()
-	w.end(t.ctx, err)
+	w.end(ctx, err)
 	return err
 }
 
