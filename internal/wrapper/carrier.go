@@ -34,17 +34,11 @@ func (c MetadataCarrier) Get(key string) string {
 		}
 	}
 	for k, v := range c {
-		if sameKey(k, key) {
+		if strings.EqualFold(k, key) {
 			return v
 		}
 	}
 	return ""
-}
-
-// sameKey reports whether two header keys, which are ASCII, are equal but for case: the
-// length is compared first, as most keys of a header differ in it from the few looked up.
-func sameKey(a, b string) bool {
-	return len(a) == len(b) && strings.EqualFold(a, b)
 }
 
 // Set stores value under key and drops any other case variant of key.
@@ -56,7 +50,7 @@ func (c MetadataCarrier) Set(key, value string) {
 // Delete removes key in every case variant.
 func (c MetadataCarrier) Delete(key string) {
 	for k := range c {
-		if sameKey(k, key) {
+		if strings.EqualFold(k, key) {
 			delete(c, k)
 		}
 	}
