@@ -226,16 +226,11 @@ type instrumented struct {
 }
 
 func (c instrumented) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
+	conn, err := full(c.Connector.Connect(ctx))
 	if err != nil {
 		return nil, err
 	}
-	full, ok := conn.(fullConn)
-	if !ok {
-		_ = conn.Close()
-		return nil, fmt.Errorf("store: %T lacks a context-aware interface the instrumentation forwards", conn)
-	}
-	return &instrumentedConn{fullConn: full, in: c.in}, nil
+	return &instrumentedConn{fullConn: conn, in: c.in}, nil
 }
 
 // instrumentedConn measures what database/sql asks of a connection through its context-aware

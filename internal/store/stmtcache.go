@@ -27,16 +27,11 @@ type stmtCaching struct {
 func (c stmtCaching) Driver() driver.Driver { return c.drv }
 
 func (c stmtCaching) Connect(context.Context) (driver.Conn, error) {
-	conn, err := c.drv.Open(c.dsn)
+	conn, err := full(c.drv.Open(c.dsn))
 	if err != nil {
 		return nil, err
 	}
-	full, ok := conn.(fullConn)
-	if !ok {
-		_ = conn.Close()
-		return nil, fmt.Errorf("store: %T lacks a context-aware interface the statement cache forwards", conn)
-	}
-	return &cachingConn{fullConn: full, stmts: map[string]*cachedStmt{}}, nil
+	return &cachingConn{fullConn: conn, stmts: map[string]*cachedStmt{}}, nil
 }
 
 // fullConn is what database/sql uses of a connection, all of which both drivers implement:
@@ -51,6 +46,20 @@ type fullConn interface {
 	driver.QueryerContext
 	driver.Pinger
 	driver.SessionResetter
+}
+
+// full is a connection just opened, as the fullConn a wrapping connection forwards to; one
+// that lacks an interface of it is closed.
+func full(conn driver.Conn, err error) (fullConn, error) {
+	if err != nil {
+		return nil, err
+	}
+	f, ok := conn.(fullConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("store: %T lacks a context-aware interface the store's connections forward", conn)
+	}
+	return f, nil
 }
 
 // isValid is c's own answer to database/sql's question whether it may be reused; without one,
