@@ -53,6 +53,13 @@
 // measurement; WithPublicEndpoint and WithPublicEndpointFn make a SERVER span start a new trace
 // linked to the caller's, for callers that are not trusted. Unset, they cost nothing.
 //
+// Sampling: a span starts with the attributes a sampler may decide by (rpc.method,
+// messaging.destination.name...), except under a parent that is not sampled, where it starts
+// with its kind alone: a parent-based sampler (the SDK's default) records nothing there, and
+// the SDK would copy the attributes for nothing. A sampler that is not parent-based and records
+// such a span all the same has not seen its attributes; the span gets them, and its links,
+// right after its start.
+//
 // Propagation: see carrier.go, the one place where trace context enters and leaves go-micro
 // metadata, a transport's headers (MetadataFromHeader, HeaderFromMetadata) and a stored
 // context (Inject and Extract, for an event published later). Published events carry only the
