@@ -478,3 +478,32 @@ func TestListingReadsOneSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// Requests made at once share the pool's connections instead of opening their own: a new SQLite
+// connection reads the schema and sets its pragmas again, a new PostgreSQL one authenticates,
+// and each starts with an empty statement cache.
+func TestConcurrentRequestsReuseConnections(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.OpenNew(t, store.UserSchema)
+			users := store.NewUsers(db)
+			u, _, _, err := users.Create(ctx, store.User{Name: "Ada", Email: "ada@example.com"}, "", event("e-1", time.Now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := range 5 {
+				for _, err := range concurrently(32, func(int) error { _, err := users.Get(ctx, u.ID); return err }) {
+					if err != nil {
+						t.Fatalf("round %d: %v", round, err)
+					}
+				}
+			}
+			st := db.Stats()
+			if st.MaxIdleClosed != 0 || st.MaxOpenConnections == 0 || st.OpenConnections > st.MaxOpenConnections {
+				t.Errorf("after 5 rounds of 32 reads at once: %d connections closed for want of an idle slot, %d open of at most %d",
+					st.MaxIdleClosed, st.OpenConnections, st.MaxOpenConnections)
+			}
+		})
+	}
+}
