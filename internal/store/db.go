@@ -41,6 +41,13 @@ const Connections = 16
 type DB struct {
 	*sql.DB
 	dialect *dialect
+	pool    metric.Registration // the pool's metrics, until Close
+}
+
+// Close closes the database, and stops reporting its pool.
+func (db *DB) Close() error {
+	err := db.pool.Unregister()
+	return errors.Join(db.DB.Close(), err)
 }
 
 // OpenSQLite opens (creating it if needed) the SQLite database at path and applies schema.
@@ -60,7 +67,7 @@ func OpenSQLite(ctx context.Context, path string, tp trace.TracerProvider, mp me
 	q.Set("_txlock", "immediate")
 	// A file: URI, so the path is escaped: '?', '#' and '%' in a folder name would break it.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	return open(ctx, sqlite, dsn, path, tp, mp, schema)
+	return open(ctx, sqlite, dsn, path, filepath.Base(path), tp, mp, schema)
 }
 
 // IsPostgresURL reports whether dsn is a postgres:// or postgresql:// URL, the only form
@@ -79,11 +86,12 @@ func OpenPostgres(ctx context.Context, dsn string, tp trace.TracerProvider, mp m
 		// url.Parse's error quotes the whole URL, password included.
 		return nil, errors.New("store: the PostgreSQL database is not given as a valid postgres:// URL")
 	}
-	return open(ctx, postgres, dsn, u.Redacted(), tp, mp, schema)
+	return open(ctx, postgres, dsn, u.Redacted(), u.Host+u.Path, tp, mp, schema)
 }
 
-// open opens dsn with d's driver; where names the database in errors.
-func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
+// open opens dsn with d's driver; where names the database in errors, pool in the metrics of
+// its connection pool.
+func open(ctx context.Context, d *dialect, dsn, where, pool string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
 	connector, err := d.connector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", where, err)
@@ -95,5 +103,10 @@ func open(ctx context.Context, d *dialect, dsn, where string, tp trace.TracerPro
 		_ = db.Close()
 		return nil, fmt.Errorf("store: schema of %s: %w", where, err)
 	}
-	return &DB{DB: db, dialect: d}, nil
+	reg, err := observePool(mp, db, pool)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &DB{DB: db, dialect: d, pool: reg}, nil
 }
