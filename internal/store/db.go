@@ -96,14 +96,15 @@ func open(ctx context.Context, d *dialect, dsn, where, pool string, tp trace.Tra
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", where, err)
 	}
-	db := sql.OpenDB(instrumented{Connector: connector, in: newInstruments(d, tp, mp)})
+	p := newPool(mp, pool)
+	db := sql.OpenDB(instrumented{Connector: connector, in: newInstruments(d, tp, mp), pool: p})
 	db.SetMaxOpenConns(Connections)
 	db.SetMaxIdleConns(Connections)
 	if _, err := db.ExecContext(ctx, d.ddl(schema)); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: schema of %s: %w", where, err)
 	}
-	reg, err := observePool(mp, db, pool)
+	reg, err := p.observe(db)
 	if err != nil {
 		_ = db.Close()
 		return nil, err

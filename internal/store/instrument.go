@@ -219,17 +219,21 @@ func errorAttrs(ctx context.Context, err error) []attribute.KeyValue {
 	return []attribute.KeyValue{semconv.ErrorTypeKey.String(fmt.Sprintf("%T", err))}
 }
 
-// instrumented is a connector whose connections trace and measure their work.
+// instrumented is a connector whose connections trace and measure their work, and whose
+// opening is measured as its pool's.
 type instrumented struct {
 	driver.Connector
-	in *instruments
+	in   *instruments
+	pool *pool
 }
 
 func (c instrumented) Connect(ctx context.Context) (driver.Conn, error) {
+	start := time.Now()
 	conn, err := full(c.Connector.Connect(ctx))
 	if err != nil {
 		return nil, err
 	}
+	c.pool.connected(ctx, start)
 	return &instrumentedConn{fullConn: conn, in: c.in}, nil
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // poolMetrics collects the pool's metrics: each metric's values by their attributes, written
-// as "state=idle" (or "" for none) beside the pool's name.
+// as "state=idle" (or "" for none) beside the pool's name; a histogram's value is its count.
 func poolMetrics(t *testing.T, reader *sdkmetric.ManualReader) (pools map[string]bool, values map[string]map[string]int64) {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
@@ -26,29 +26,43 @@ func poolMetrics(t *testing.T, reader *sdkmetric.ManualReader) (pools map[string
 	pools, values = map[string]bool{}, map[string]map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok {
-				continue
+			type point struct {
+				attrs attribute.Set
+				value int64
 			}
-			for _, dp := range sum.DataPoints {
-				pool, _ := dp.Attributes.Value("db.client.connection.pool.name")
+			var points []point
+			switch data := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range data.DataPoints {
+					points = append(points, point{dp.Attributes, dp.Value})
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range data.DataPoints {
+					points = append(points, point{dp.Attributes, int64(dp.Count)})
+				}
+			}
+			for _, dp := range points {
+				pool, ok := dp.attrs.Value("db.client.connection.pool.name")
+				if !ok {
+					continue
+				}
 				pools[pool.AsString()] = true
 				state := ""
-				if v, ok := dp.Attributes.Value(attribute.Key("db.client.connection.state")); ok {
+				if v, ok := dp.attrs.Value(attribute.Key("db.client.connection.state")); ok {
 					state = "state=" + v.AsString()
 				}
 				if values[m.Name] == nil {
 					values[m.Name] = map[string]int64{}
 				}
-				values[m.Name][state] = dp.Value
+				values[m.Name][state] = dp.value
 			}
 		}
 	}
 	return pools, values
 }
 
-// The pool is reported as the conventions' connection metrics while the database is open, and
-// named as they suggest: server.address:server.port/db.namespace, or for SQLite the file.
+// The pool is reported as the conventions' connection metrics while the database is open, each
+// connection's opening measured, and named as they suggest: server.address:server.port/db.namespace, or for SQLite the file.
 func TestThePoolIsReported(t *testing.T) {
 	for _, b := range testenv.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -74,6 +88,9 @@ func TestThePoolIsReported(t *testing.T) {
 			if got := values["db.client.connection.count"]["state=used"]; got != 1 {
 				t.Errorf("with a transaction open, %d connections used, want 1", got)
 			}
+			if got := values["db.client.connection.create_time"][""]; got != 1 {
+				t.Errorf("%d connections measured opening, want 1: the schema's, which the transaction reuses", got)
+			}
 			if got := values["db.client.connection.max"][""]; got != store.Connections {
 				t.Errorf("db.client.connection.max = %d, want %d", got, store.Connections)
 			}
@@ -90,8 +107,11 @@ func TestThePoolIsReported(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if pools, _ := poolMetrics(t, reader); len(pools) != 0 {
-				t.Errorf("after Close, pools %v are still reported", pools)
+			_, values = poolMetrics(t, reader)
+			for _, name := range []string{"db.client.connection.count", "db.client.connection.max", "db.client.connection.idle.max"} {
+				if v, ok := values[name]; ok {
+					t.Errorf("after Close, %s is still reported: %v", name, v)
+				}
 			}
 		})
 	}
