@@ -301,6 +301,7 @@ func TestDemoScenarioIsTracedEndToEnd(t *testing.T) {
 			{clientSvc, "rpc.client.call.duration", "rpc.method", "user.User/CreateUser", 3},
 			{userSvc, "db.client.operation.duration", "db.system.name", "sqlite", 1},
 			{userSvc, "db.client.operation.duration", "db.query.summary", "INSERT users", 1},
+			{orderSvc, "db.client.connection.create_time", "db.client.connection.pool.name", "order.db", 1},
 		} {
 			if got := testenv.MetricCount(t, s.metrics[want.service], want.metric, want.attr, want.value); got < want.atLeast {
 				t.Errorf("%s %s{%s=%s}: %d measurements, want at least %d", want.service, want.metric, want.attr, want.value, got, want.atLeast)
