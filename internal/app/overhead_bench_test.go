@@ -51,6 +51,11 @@ var overheadModes = []overheadMode{
 	{"plugin-100%", app.TracingPlugin, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_always_on"}},
 }
 
+// ours0 samples nothing: what the unsampled path costs by itself, the nine requests in ten
+// that ours-10% does not record. Run only when BENCH_OVERHEAD_MODES names it.
+var ours0 = overheadMode{"ours-0%", app.TracingOurs, map[string]string{
+	"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}}
+
 // Environment of the benchmark; scripts/bench-overhead.sh sets them.
 const (
 	// envTime is how much of each method every mode is measured for: "2s" (the default) of
@@ -60,7 +65,7 @@ const (
 	// the next.
 	envRound = "BENCH_OVERHEAD_ROUND"
 	// envModes limits the run to some modes (comma-separated names), e.g. one at a time for
-	// profiles.
+	// profiles, or adds ours-0%.
 	envModes = "BENCH_OVERHEAD_MODES"
 	// envProfile names a folder to write a CPU profile of each method's measurement into, as
 	// METHOD.pprof. Every goroutine of a mode's stack, and the client while it calls that
@@ -126,9 +131,9 @@ func BenchmarkOverhead(b *testing.B) {
 	modes := overheadModes
 	if v := os.Getenv(envModes); v != "" {
 		names := strings.Split(v, ",")
-		modes = slices.DeleteFunc(slices.Clone(modes), func(m overheadMode) bool { return !slices.Contains(names, m.name) })
+		modes = slices.DeleteFunc(append(slices.Clone(modes), ours0), func(m overheadMode) bool { return !slices.Contains(names, m.name) })
 		if len(modes) != len(names) {
-			b.Fatalf("%s=%q: the modes are none, ours-10%%, ours-100%% and plugin-100%%", envModes, v)
+			b.Fatalf("%s=%q: the modes are none, ours-0%%, ours-10%%, ours-100%% and plugin-100%%", envModes, v)
 		}
 	}
 
