@@ -3,7 +3,9 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,9 +57,17 @@ func TestServicesRunOnPostgreSQL(t *testing.T) {
 	}
 	spans := s.spans()
 	insert := one(t, spans.Where(userSvc, "INSERT users", trace.SpanKindClient), "INSERT users")
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wantAttrs(t, insert, map[string]string{
 		"db.system.name": "postgresql", "db.query.summary": "INSERT users",
+		"db.namespace": strings.TrimPrefix(u.Path, "/"), "server.address": u.Hostname(),
 	})
+	if port, _ := testenv.Attr(insert, semconv.ServerPortKey); fmt.Sprint(port.AsInt64()) != u.Port() {
+		t.Errorf("server.port = %d, want the URL's %s", port.AsInt64(), u.Port())
+	}
 	if q, _ := testenv.Attr(insert, semconv.DBQueryTextKey); !strings.Contains(q.AsString(), "$1") {
 		t.Errorf("db.query.text %q is not parameterised", q.AsString())
 	}

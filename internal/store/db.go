@@ -17,8 +17,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -67,7 +71,9 @@ func OpenSQLite(ctx context.Context, path string, tp trace.TracerProvider, mp me
 	q.Set("_txlock", "immediate")
 	// A file: URI, so the path is escaped: '?', '#' and '%' in a folder name would break it.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	return open(ctx, sqlite, dsn, path, filepath.Base(path), tp, mp, schema)
+	name := filepath.Base(path)
+	return open(ctx, sqlite, dsn, location{where: path, pool: name, attrs: []attribute.KeyValue{semconv.DBNamespace(name)}},
+		tp, mp, schema)
 }
 
 // IsPostgresURL reports whether dsn is a postgres:// or postgresql:// URL, the only form
@@ -86,23 +92,48 @@ func OpenPostgres(ctx context.Context, dsn string, tp trace.TracerProvider, mp m
 		// url.Parse's error quotes the whole URL, password included.
 		return nil, errors.New("store: the PostgreSQL database is not given as a valid postgres:// URL")
 	}
-	return open(ctx, postgres, dsn, u.Redacted(), u.Host+u.Path, tp, mp, schema)
+	return open(ctx, postgres, dsn, postgresLocation(u), tp, mp, schema)
 }
 
-// open opens dsn with d's driver; where names the database in errors, pool in the metrics of
-// its connection pool.
-func open(ctx context.Context, d *dialect, dsn, where, pool string, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
+// location is where a database is, as errors, the pool's metrics and every statement's span and
+// measurement name it.
+type location struct {
+	where string               // in errors: a path, or a URL without its password
+	pool  string               // db.client.connection.pool.name
+	attrs []attribute.KeyValue // db.namespace, and for a server server.address and server.port
+}
+
+// postgresLocation names a PostgreSQL database by its URL: the database as db.namespace (the
+// conventions qualify it by the schema, which the URL does not give; every statement of the
+// store names its tables unqualified, in the default schema), the host and port as the server.
+func postgresLocation(u *url.URL) location {
+	db := strings.TrimPrefix(u.Path, "/")
+	var attrs []attribute.KeyValue
+	if db != "" {
+		attrs = append(attrs, semconv.DBNamespace(db))
+	}
+	if host := u.Hostname(); host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+	}
+	if port, err := strconv.Atoi(u.Port()); err == nil {
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	return location{where: u.Redacted(), pool: u.Host + u.Path, attrs: attrs}
+}
+
+// open opens dsn, which is at loc, with d's driver.
+func open(ctx context.Context, d *dialect, dsn string, loc location, tp trace.TracerProvider, mp metric.MeterProvider, schema Schema) (*DB, error) {
 	connector, err := d.connector(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", where, err)
+		return nil, fmt.Errorf("store: open %s: %w", loc.where, err)
 	}
-	p := newPool(mp, pool)
-	db := sql.OpenDB(instrumented{Connector: connector, in: newInstruments(d, tp, mp), pool: p})
+	p := newPool(mp, loc.pool)
+	db := sql.OpenDB(instrumented{Connector: connector, in: newInstruments(d, loc.attrs, tp, mp), pool: p})
 	db.SetMaxOpenConns(Connections)
 	db.SetMaxIdleConns(Connections)
 	if _, err := db.ExecContext(ctx, d.ddl(schema)); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("store: schema of %s: %w", where, err)
+		return nil, fmt.Errorf("store: schema of %s: %w", loc.where, err)
 	}
 	reg, err := p.observe(db)
 	if err != nil {

@@ -65,6 +65,7 @@ var operationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
 // instruments trace and measure the statements of one database.
 type instruments struct {
 	d        *dialect
+	location []attribute.KeyValue // the database's: db.namespace, server.address, server.port
 	tracer   trace.Tracer
 	duration metric.Float64Histogram
 
@@ -72,7 +73,7 @@ type instruments struct {
 	statements map[statementKey]*statement
 }
 
-func newInstruments(d *dialect, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
+func newInstruments(d *dialect, location []attribute.KeyValue, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
 	h, err := dbconv.NewClientOperationDuration(
 		mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)),
 		metric.WithExplicitBucketBoundaries(operationBuckets...))
@@ -81,6 +82,7 @@ func newInstruments(d *dialect, tp trace.TracerProvider, mp metric.MeterProvider
 	}
 	return &instruments{
 		d:          d,
+		location:   location,
 		tracer:     tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		duration:   h.Inst(),
 		statements: map[statementKey]*statement{},
@@ -123,12 +125,12 @@ func (in *instruments) statement(o op, query string) *statement {
 }
 
 // describe follows the conventions: the span is named by the query's summary, else by the
-// system. db.operation.name is set only for what database/sql does without a statement (BEGIN,
+// system; the span and the measurement name the database (location). db.operation.name is set only for what database/sql does without a statement (BEGIN,
 // COMMIT...), and db.collection.name never: the conventions ask not to take them from the
 // text of a query in a language where one query may work on several tables; the summary
 // names each. Queries are parameterised, so db.query.text holds no data.
 func (in *instruments) describe(o op, query string) *statement {
-	attrs := []attribute.KeyValue{in.d.system}
+	attrs := append([]attribute.KeyValue{in.d.system}, in.location...)
 	summary := o.operation()
 	if summary != "" {
 		attrs = append(attrs, semconv.DBOperationName(summary))

@@ -79,7 +79,7 @@ func TestAStatementIsOneMeasurementAndOneSpan(t *testing.T) {
 		if s.SpanKind() != trace.SpanKindClient || s.Parent().SpanID() != parent.SpanContext().SpanID() {
 			t.Errorf("%s: kind %s, parent %s: want a CLIENT span, child of the caller's", name, s.SpanKind(), s.Parent().SpanID())
 		}
-		for key, want := range map[string]string{"db.system.name": "sqlite", "db.query.summary": name, "db.query.text": text} {
+		for key, want := range map[string]string{"db.system.name": "sqlite", "db.namespace": "t.db", "db.query.summary": name, "db.query.text": text} {
 			if v, _ := testenv.Attr(s, attribute.Key(key)); v.AsString() != want {
 				t.Errorf("%s: %s = %q, want %q", name, key, v.AsString(), want)
 			}
@@ -90,6 +90,10 @@ func TestAStatementIsOneMeasurementAndOneSpan(t *testing.T) {
 		if got := testenv.MetricCount(t, reader, durationMetric, "db.query.summary", name); got != 1 {
 			t.Errorf("%s measured %d times, want once", name, got)
 		}
+	}
+	named, all := testenv.MetricCount(t, reader, durationMetric, "db.namespace", "t.db"), testenv.MetricCount(t, reader, durationMetric, "db.system.name", "sqlite")
+	if named != all || all < 3 {
+		t.Errorf("%d of %d measurements name the database, want all: the schema's and the two statements' at least", named, all)
 	}
 	if end := spansNamed(rec, "SELECT things")[0].EndTime(); end.Before(firstRead) {
 		t.Errorf("the query's span ended at %s, before its rows were read (the first at %s)", end, firstRead)

@@ -29,7 +29,7 @@ func TestSpanNamesFollowQuerySummaries(t *testing.T) {
 			{opRollback, "", "ROLLBACK"},
 			{opExec, "  ", d.name},
 		} {
-			in := newInstruments(d, noop.NewTracerProvider(), metricnoop.NewMeterProvider())
+			in := newInstruments(d, nil, noop.NewTracerProvider(), metricnoop.NewMeterProvider())
 			if got := in.statement(tc.op, tc.query).name; got != tc.want {
 				t.Errorf("%s: span name of %d %q = %q, want %q", d.name, tc.op, tc.query, got, tc.want)
 			}
@@ -41,7 +41,7 @@ func TestSpanNamesFollowQuerySummaries(t *testing.T) {
 // db.collection.name, which the conventions ask not to take from a query's text where one
 // query may work on several tables, only where database/sql names the operation itself.
 func TestMeasurementAttributes(t *testing.T) {
-	in := newInstruments(sqlite, noop.NewTracerProvider(), metricnoop.NewMeterProvider())
+	in := newInstruments(sqlite, nil, noop.NewTracerProvider(), metricnoop.NewMeterProvider())
 	for _, tc := range []struct {
 		op    op
 		query string
